@@ -1,0 +1,61 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+from fastapi_offline import FastAPIOffline
+
+from api.errors import install_error_handlers
+from api.resources import Resources
+from api.routers import auth, health, tasks, users
+from common.logging import configure_logging
+from common.settings import Settings, get_settings
+
+DESCRIPTION = """
+Backend of a multiple-choice exam system: users and roles, tests with questions and options,
+instant scoring, bulk grading, attendance by hand or by face, and file uploads.
+
+Authenticate with `POST /v1/auth/login` (or the **Authorize** button), then send
+`Authorization: Bearer <access_token>`. Background work answers `202 {"task_id"}`: poll
+`GET /v1/tasks/{task_id}`. Every error has the body `{"error": {"code", "message", "details"}}`.
+"""
+
+TAGS = [
+    {"name": "auth", "description": "Log in, rotate tokens, log out."},
+    {"name": "users", "description": "Accounts and roles."},
+    {"name": "tasks", "description": "Background jobs and their status."},
+    {"name": "health", "description": "Liveness and readiness probes."},
+]
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings, process="api")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.resources = Resources.create(settings)
+        try:
+            yield
+        finally:
+            await app.state.resources.close()
+
+    app = FastAPIOffline(
+        title="MCQ System API",
+        version="1.0.0",
+        description=DESCRIPTION,
+        openapi_tags=TAGS,
+        lifespan=lifespan,
+        swagger_ui_parameters={"persistAuthorization": True},
+    )
+    install_error_handlers(app)
+
+    v1 = APIRouter(prefix="/v1")
+    for module in (auth, users, tasks):
+        v1.include_router(module.router)
+    app.include_router(v1)
+    app.include_router(health.router)
+    return app

@@ -1,0 +1,97 @@
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+
+from api.deps import DbSession, Principal, SettingsDep, scoped
+from api.errors import ErrorBody
+from api.schemas.auth import LoginRequest, RefreshRequest, TokenPair
+from api.services import auth as service
+
+router = APIRouter(prefix="/auth", tags=["auth"])
+
+_LOGIN_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": LoginRequest.model_json_schema()},
+            "application/x-www-form-urlencoded": {
+                "schema": {
+                    "type": "object",
+                    "required": ["username", "password"],
+                    "properties": {
+                        "grant_type": {"type": "string", "enum": ["password"]},
+                        "username": {"type": "string", "minLength": 1, "maxLength": 64},
+                        "password": {"type": "string", "minLength": 1, "maxLength": 1024},
+                    },
+                }
+            },
+        },
+    }
+}
+
+
+async def _login_body(request: Request) -> LoginRequest:
+    """JSON for API clients; the OAuth2 password form for the Authorize button in /docs."""
+    content_type = request.headers.get("content-type", "")
+    try:
+        if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+            form = await request.form()
+            fields = {k: form.get(k) for k in ("username", "password")}
+            return LoginRequest.model_validate(fields)
+        return LoginRequest.model_validate_json(await request.body())
+    except ValidationError as exc:
+        errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+        raise RequestValidationError(errors) from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RequestValidationError(
+            [{"loc": ("body",), "msg": "body is not valid JSON", "type": "json_invalid"}]
+        ) from exc
+
+
+@router.post(
+    "/login",
+    summary="Log in",
+    description="Exchange a username and password for an access token (short-lived) and a "
+    "refresh token. Accepts JSON `{username, password}` or the OAuth2 password form.",
+    response_model=TokenPair,
+    responses={401: {"model": ErrorBody}, 422: {"model": ErrorBody}},
+    openapi_extra=_LOGIN_BODY,
+)
+async def login(request: Request, session: DbSession, settings: SettingsDep) -> TokenPair:
+    body = await _login_body(request)
+    return await service.login(
+        session=session, settings=settings, username=body.username, password=body.password
+    )
+
+
+@router.post(
+    "/refresh",
+    summary="Rotate tokens",
+    description="Exchange a refresh token for a new access and refresh token. Each refresh "
+    "token works once: presenting a used one revokes the whole session.",
+    response_model=TokenPair,
+    responses={401: {"model": ErrorBody}},
+)
+async def refresh(body: RefreshRequest, session: DbSession, settings: SettingsDep) -> TokenPair:
+    return await service.refresh(
+        session=session, settings=settings, refresh_token=body.refresh_token
+    )
+
+
+@router.post(
+    "/logout",
+    summary="Log out",
+    description="Revoke the current session: its access and refresh tokens stop working.",
+    status_code=204,
+    responses={401: {"model": ErrorBody}},
+)
+async def logout(
+    session: DbSession, principal: Annotated[Principal, scoped("me")]
+) -> Response:
+    await service.logout(session=session, session_id=principal.session_id)
+    return Response(status_code=204)

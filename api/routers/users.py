@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+
+from api.deps import DbSession, PageDep, Principal, UserIdPath, scoped
+from api.errors import ErrorBody
+from api.schemas.users import RoleName, UserCreate, UserOut, UserUpdate
+from api.services import users as service
+
+router = APIRouter(prefix="/users", tags=["users"])
+ERRORS = {401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 404: {"model": ErrorBody}}
+
+
+@router.get(
+    "",
+    summary="List users",
+    description="Admins list everyone; instructors list students. Paginated; the total is in "
+    "`X-Total-Count`.",
+    response_model=list[UserOut],
+    responses=ERRORS,
+)
+async def list_users(
+    response: Response,
+    session: DbSession,
+    page: PageDep,
+    principal: Annotated[Principal, scoped("users:read")],
+    role: Annotated[RoleName | None, Query(description="Only users with this role")] = None,
+) -> list[UserOut]:
+    users, total = await service.list_users(
+        session=session, principal=principal, page=page, role=role
+    )
+    response.headers["X-Total-Count"] = str(total)
+    return [UserOut.model_validate(u) for u in users]
+
+
+@router.get(
+    "/me",
+    summary="Who am I",
+    description="The authenticated user's own account.",
+    response_model=UserOut,
+    responses=ERRORS,
+)
+async def me(principal: Annotated[Principal, scoped("me")]) -> UserOut:
+    return UserOut.model_validate(principal.user)
+
+
+@router.get(
+    "/{user_id}",
+    summary="Read a user",
+    description="Admins read anyone, instructors read students, everyone reads themselves.",
+    response_model=UserOut,
+    responses=ERRORS,
+)
+async def get_user(
+    user_id: UserIdPath, session: DbSession, principal: Annotated[Principal, scoped("me")]
+) -> UserOut:
+    user = await service.get_user(session=session, principal=principal, user_id=user_id)
+    return UserOut.model_validate(user)
+
+
+@router.post(
+    "",
+    summary="Create a user",
+    description="Admins create accounts of any role.",
+    response_model=UserOut,
+    status_code=201,
+    responses={**ERRORS, 409: {"model": ErrorBody}},
+)
+async def create_user(
+    body: UserCreate, session: DbSession, _: Annotated[Principal, scoped("users:write")]
+) -> UserOut:
+    return UserOut.model_validate(await service.create_user(session=session, data=body))
+
+
+@router.put(
+    "/{user_id}",
+    summary="Update a user",
+    description="Admins update anyone, including the role. Others update only themselves, "
+    "never their role; changing one's own password needs `current_password` and ends every "
+    "session of the account.",
+    response_model=UserOut,
+    responses={**ERRORS, 409: {"model": ErrorBody}},
+)
+async def update_user(
+    user_id: UserIdPath,
+    body: UserUpdate,
+    session: DbSession,
+    principal: Annotated[Principal, scoped("me")],
+) -> UserOut:
+    user = await service.update_user(
+        session=session, principal=principal, user_id=user_id, data=body
+    )
+    return UserOut.model_validate(user)
+
+
+@router.delete(
+    "/{user_id}",
+    summary="Delete a user",
+    description="Admins only. Removes the account with its sessions, submissions, attendance and "
+    "face enrollments.",
+    status_code=204,
+    responses={**ERRORS, 409: {"model": ErrorBody}},
+)
+async def delete_user(
+    user_id: UserIdPath, session: DbSession, principal: Annotated[Principal, scoped("users:write")]
+) -> Response:
+    await service.delete_user(session=session, principal=principal, user_id=user_id)
+    return Response(status_code=204)

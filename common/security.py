@@ -1,0 +1,149 @@
+"""Password hashing and JWTs. Pure functions of their inputs and the settings."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from typing import Any, Literal
+
+import jwt
+from pwdlib import PasswordHash
+from pwdlib.hashers.argon2 import Argon2Hasher
+from pwdlib.hashers.bcrypt import BcryptHasher
+
+from common.settings import Settings
+
+TokenType = Literal["access", "refresh"]
+
+ROLE_SCOPES: dict[str, frozenset[str]] = {
+    "student": frozenset({"me", "tests:take", "attendance:self", "files:own", "faces:self"}),
+    "instructor": frozenset(
+        {"me", "users:read", "tests:write", "attendance:write", "files:own", "grading"}
+    ),
+    "admin": frozenset(
+        {
+            "me",
+            "users:read",
+            "users:write",
+            "tests:write",
+            "tests:take",
+            "attendance:write",
+            "attendance:self",
+            "files:own",
+            "faces:self",
+            "grading",
+            "admin",
+        }
+    ),
+}
+
+
+@lru_cache
+def password_hasher() -> PasswordHash:
+    # Argon2id for new hashes; bcrypt hashes (from an older system) still verify.
+    return PasswordHash((Argon2Hasher(), BcryptHasher()))
+
+
+@lru_cache
+def dummy_hash() -> str:
+    """A hash to verify against when the user does not exist, so timing reveals nothing."""
+    return password_hasher().hash("dummy password that nobody has")
+
+
+def hash_password(password: str) -> str:
+    return password_hasher().hash(password)
+
+
+def verify_password(password: str, password_hash: str | None) -> bool:
+    if password_hash is None:
+        password_hasher().verify(password, dummy_hash())
+        return False
+    return password_hasher().verify(password, password_hash)
+
+
+@dataclass(frozen=True)
+class TokenClaims:
+    sub: int
+    role: str
+    scopes: frozenset[str]
+    sid: uuid.UUID
+    jti: uuid.UUID
+    typ: TokenType
+    exp: datetime
+
+
+class InvalidToken(Exception):
+    pass
+
+
+def scopes_for(role: str) -> frozenset[str]:
+    return ROLE_SCOPES.get(role, frozenset())
+
+
+def encode_token(
+    settings: Settings,
+    *,
+    user_id: int,
+    role: str,
+    session_id: uuid.UUID,
+    typ: TokenType,
+    jti: uuid.UUID | None = None,
+    now: datetime | None = None,
+) -> tuple[str, TokenClaims]:
+    now = now or datetime.now(UTC)
+    lifetime = (
+        timedelta(minutes=settings.access_token_minutes)
+        if typ == "access"
+        else timedelta(days=settings.refresh_token_days)
+    )
+    claims = TokenClaims(
+        sub=user_id,
+        role=role,
+        scopes=scopes_for(role),
+        sid=session_id,
+        jti=jti or uuid.uuid4(),
+        typ=typ,
+        exp=now + lifetime,
+    )
+    payload: dict[str, Any] = {
+        "sub": str(user_id),
+        "role": role,
+        "scope": " ".join(sorted(claims.scopes)),
+        "sid": str(session_id),
+        "jti": str(claims.jti),
+        "typ": typ,
+        "iat": int(now.timestamp()),
+        "exp": int(claims.exp.timestamp()),
+    }
+    token = jwt.encode(
+        payload, settings.jwt_secret.get_secret_value(), algorithm=settings.jwt_algorithm
+    )
+    return token, claims
+
+
+def decode_token(settings: Settings, token: str, *, expected: TokenType) -> TokenClaims:
+    """Verify signature, expiry and type. `algorithms` is pinned, so `alg: none` never passes."""
+    try:
+        payload = jwt.decode(
+            token,
+            settings.jwt_secret.get_secret_value(),
+            algorithms=[settings.jwt_algorithm],
+            options={"require": ["sub", "sid", "jti", "typ", "exp"]},
+        )
+        if payload["typ"] != expected:
+            raise InvalidToken(f"a {payload['typ']} token cannot be used here")
+        return TokenClaims(
+            sub=int(payload["sub"]),
+            role=str(payload.get("role", "")),
+            scopes=frozenset(str(payload.get("scope", "")).split()),
+            sid=uuid.UUID(payload["sid"]),
+            jti=uuid.UUID(payload["jti"]),
+            typ=expected,
+            exp=datetime.fromtimestamp(payload["exp"], UTC),
+        )
+    except jwt.ExpiredSignatureError as exc:
+        raise InvalidToken("token expired") from exc
+    except (jwt.PyJWTError, ValueError, KeyError, TypeError) as exc:
+        raise InvalidToken("invalid token") from exc

@@ -1,0 +1,295 @@
+"""Test fixtures: a fresh database on a real PostgreSQL, a real Redis, a real Celery worker.
+
+With DATABASE_URL / REDIS_URL set (CI), tests use those servers; otherwise they start the
+embedded ones. Each session gets its own database and Redis key prefix, so parallel sessions
+on one machine never see each other's rows, queues or rate-limit counters.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_FACES = ROOT.parent / "shared" / "faces"
+PASSWORD = "Correct-horse-9"
+
+_RUN_ID = uuid.uuid4().hex[:8]
+_servers: dict[str, Any] = {}
+
+
+def _start_servers(tmp_root: Path) -> dict[str, str]:
+    from common import embedded
+
+    env: dict[str, str] = {}
+    server_url = os.environ.get("DATABASE_URL", "")
+    if not server_url:
+        server_url, handle = embedded.start_postgres(ROOT / "var" / "test-postgres")
+        _servers["pg"] = handle
+    db_name = f"mcq_test_{_RUN_ID}"
+    env["DATABASE_URL"] = embedded.ensure_database(server_url, db_name, drop_first=True)
+    _servers["pg_server_url"], _servers["db_name"] = server_url, db_name
+    redis_url = os.environ.get("REDIS_URL", "")
+    if not redis_url:
+        redis_url, proc = embedded.start_redis(tmp_root / "redis", persist=False)
+        _servers["redis_proc"] = proc
+    env["REDIS_URL"] = redis_url
+    env["REDIS_KEY_PREFIX"] = f"t{_RUN_ID}:"
+    env["ENVIRONMENT"] = "test"
+    env["JWT_SECRET"] = "test-secret-" + "x" * 40
+    env["LOG_LEVEL"] = "warning"
+    return env
+
+
+@pytest.fixture(scope="session")
+def test_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """Servers up, a fresh migrated database, and the environment pointing at them."""
+    env = _start_servers(tmp_path_factory.mktemp("servers"))
+    os.environ.update(env)
+    from common.settings import get_settings
+
+    get_settings.cache_clear()
+    subprocess.run(
+        [sys.executable, "-m", "alembic", "upgrade", "head"],
+        cwd=ROOT,
+        check=True,
+        env=dict(os.environ),
+        capture_output=True,
+    )
+    yield env
+    from common import embedded
+
+    embedded.drop_database(_servers["pg_server_url"], _servers["db_name"])
+    if proc := _servers.get("redis_proc"):
+        proc.terminate()
+        proc.wait(5)
+
+
+@pytest.fixture(scope="session")
+def settings(test_env: dict[str, str]) -> Any:
+    from common.settings import get_settings
+
+    return get_settings()
+
+
+@pytest.fixture(scope="session")
+def sync_db(settings: Any) -> Iterator[Any]:
+    from common.db import SyncDatabase
+
+    database = SyncDatabase(settings)
+    yield database
+    database.dispose()
+
+
+def truncate_all(sync_db: Any) -> None:
+    from common.models import Base
+
+    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    with sync_db.transaction() as session:
+        session.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture
+def db(sync_db: Any) -> Iterator[Session]:
+    """A sync session for arranging and inspecting rows; the database starts empty."""
+    truncate_all(sync_db)
+    with sync_db.sessionmaker() as session:
+        yield session
+
+
+@pytest.fixture(scope="session")
+async def app(settings: Any) -> AsyncIterator[Any]:
+    from api.main import create_app
+
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: Any, db: Session) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        yield c
+
+
+_HASHES: dict[str, str] = {}
+
+
+def password_hash(password: str) -> str:
+    from common.security import hash_password
+
+    if password not in _HASHES:
+        _HASHES[password] = hash_password(password)
+    return _HASHES[password]
+
+
+@pytest.fixture
+def make_user(db: Session) -> Callable[..., Any]:
+    from common.models import User
+
+    def make(role: str = "student", username: str | None = None, password: str = PASSWORD) -> Any:
+        user = User(
+            username=username or f"{role}-{uuid.uuid4().hex[:8]}",
+            role=role,
+            password_hash=password_hash(password),
+        )
+        db.add(user)
+        db.commit()
+        return user
+
+    return make
+
+
+@pytest.fixture
+def auth_for(db: Session, settings: Any) -> Callable[[Any], dict[str, str]]:
+    """Bearer headers for a user, minted for a real session row (no password hashing)."""
+    from datetime import UTC, datetime, timedelta
+
+    from common.models import AuthSession
+    from common.security import encode_token
+
+    def headers(user: Any) -> dict[str, str]:
+        session = AuthSession(
+            id=uuid.uuid4(),
+            user_id=user.id,
+            current_refresh_jti=uuid.uuid4(),
+            refresh_expires_at=datetime.now(UTC) + timedelta(days=1),
+        )
+        db.add(session)
+        db.commit()
+        token, _ = encode_token(
+            settings, user_id=user.id, role=user.role, session_id=session.id, typ="access"
+        )
+        return {"Authorization": f"Bearer {token}"}
+
+    return headers
+
+
+@pytest.fixture
+def admin(make_user: Callable[..., Any]) -> Any:
+    return make_user("admin")
+
+
+@pytest.fixture
+def instructor(make_user: Callable[..., Any]) -> Any:
+    return make_user("instructor")
+
+
+@pytest.fixture
+def student(make_user: Callable[..., Any]) -> Any:
+    return make_user("student")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class WorkerProcess:
+    """A real `celery worker` subprocess, with its log kept for assertions and debugging."""
+
+    def __init__(self, env: dict[str, str], log_path: Path, queues: str, concurrency: int) -> None:
+        self.log_path = log_path
+        self.name = f"w{uuid.uuid4().hex[:6]}@%h"
+        cmd = [
+            sys.executable, "-m", "celery", "-A", "worker.app", "worker",
+            "-Q", queues, "-c", str(concurrency), "-n", self.name,
+            "--without-mingle", "--without-gossip", "--loglevel", "INFO",
+        ]  # fmt: skip
+        self._log = log_path.open("wb")
+        self.proc = subprocess.Popen(
+            cmd, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+        self.wait_ready()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while "ready." not in self.log():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"worker did not start:\n{self.log()[-3000:]}")
+            time.sleep(0.1)
+
+    def children(self) -> list[int]:
+        import psutil
+
+        return [c.pid for c in psutil.Process(self.proc.pid).children(recursive=True)]
+
+    def stop(self, sig: int | None = None) -> None:
+        import signal
+
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig or signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self._log.close()
+
+
+@pytest.fixture(scope="session")
+def start_worker(
+    test_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[..., WorkerProcess]]:
+    started: list[WorkerProcess] = []
+
+    def start(
+        queues: str = "default,biometrics", concurrency: int = 2, **overrides: str
+    ) -> WorkerProcess:
+        env = {**os.environ, **test_env, **overrides}
+        log = tmp_path_factory.mktemp("worker") / "worker.log"
+        worker = WorkerProcess(env, log, queues, concurrency)
+        started.append(worker)
+        return worker
+
+    yield start
+    for w in started:
+        w.stop()
+
+
+@pytest.fixture(scope="session")
+def worker(start_worker: Callable[..., WorkerProcess]) -> WorkerProcess:
+    """One shared worker on both queues for the whole session."""
+    return start_worker()
+
+
+async def wait_for_job(
+    client: httpx.AsyncClient,
+    task_id: str,
+    headers: dict[str, str],
+    *,
+    timeout: float = 60,
+    until: Callable[[dict[str, Any]], bool] | None = None,
+) -> dict[str, Any]:
+    import asyncio
+
+    done = until or (lambda j: j["status"] in ("succeeded", "failed", "canceled"))
+    deadline = time.monotonic() + timeout
+    while True:
+        r = await client.get(f"/v1/tasks/{task_id}", headers=headers)
+        assert r.status_code == 200, r.text
+        job = r.json()
+        if done(job):
+            return job
+        if time.monotonic() > deadline:
+            raise AssertionError(f"job did not reach the expected state in {timeout}s: {job}")
+        await asyncio.sleep(0.05)
