@@ -42,6 +42,11 @@ class ErrorBody(BaseModel):
     error: ErrorDetail
 
 
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries documenting the error body for these statuses."""
+    return {status: {"model": ErrorBody} for status in statuses}
+
+
 class AppError(Exception):
     """A client-facing error with a stable code. Services raise these; never HTTPException."""
 
@@ -150,7 +155,9 @@ def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def _app_error(_: Request, exc: AppError) -> JSONResponse:
-        return error_response(exc.status_code, exc.code, exc.message, exc.details, exc.headers)
+        return error_response(
+            exc.status_code, exc.code, exc.message, exc.details, dict(exc.headers or {})
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -163,7 +170,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = STATUS_CODES.get(exc.status_code, "error")
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
-        return error_response(exc.status_code, code, message, headers=exc.headers)
+        return error_response(exc.status_code, code, message, headers=dict(exc.headers or {}))
 
     @app.exception_handler(BrokerUnavailable)
     async def _broker(_: Request, exc: BrokerUnavailable) -> JSONResponse:

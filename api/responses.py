@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi.responses import JSONResponse
 
 from common.models import Job
@@ -14,7 +16,7 @@ def accepted(job: Job) -> JSONResponse:
     )
 
 
-ACCEPTED_DOC = {
+ACCEPTED_DOC: dict[int | str, dict[str, Any]] = {
     202: {
         "description": "Accepted: poll `GET /v1/tasks/{task_id}` (also in `Location`).",
         "content": {

@@ -40,6 +40,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # Longer than the longest hard time limit, or Redis hands a running task to another
         # worker. The same value for broker and result backend keeps them consistent.
         "visibility_timeout": settings.broker_visibility_timeout,
+        # How soon a fresh worker reclaims tasks of a dead one: about a quarter of the
+        # visibility timeout after it expires (kombu's default sweep is every ~100 s).
+        "unacked_restore_interval": max(1, min(10, settings.broker_visibility_timeout // 4)),
+        "unacked_restore_throttle": 1 if settings.broker_visibility_timeout < 600 else 10,
         "socket_connect_timeout": settings.broker_connect_timeout,
         "socket_timeout": 10,
         # Lets several deployments (or parallel test sessions) share one Redis.

@@ -63,7 +63,7 @@ def _stop(proc: subprocess.Popen[Any], timeout: float = 10) -> None:
 
 def migrate() -> None:
     subprocess.run(
-        [sys.executable, "-m", "alembic", "-c", str(ROOT / "alembic.ini"), "upgrade", "head"],
+        [sys.executable, "-m", "alembic", "-c", str(ROOT / "alembic.ini"), "upgrade", "heads"],
         check=True,
         cwd=ROOT,
     )
@@ -120,9 +120,16 @@ def run() -> int:
         procs = [
             subprocess.Popen(
                 [
-                    sys.executable, "-m", "uvicorn", "api.main:create_app", "--factory",
-                    "--host", "127.0.0.1", "--port", str(port),
-                ]  # fmt: skip
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "api.main:create_app",
+                    "--factory",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                ]
             ),
             subprocess.Popen(worker_command()),
         ]

@@ -7,6 +7,7 @@ final status, so a crash can never leave writes without a finished job, or the r
 
 from __future__ import annotations
 
+import contextlib
 import random
 import uuid
 from collections.abc import Callable, Iterator
@@ -87,7 +88,9 @@ class JobContext:
         The job row is locked first; if another delivery already finished it, nothing is written.
         """
         with db().transaction() as session:
-            status = session.scalar(select(Job.status).where(Job.id == self.job_id).with_for_update())
+            status = session.scalar(
+                select(Job.status).where(Job.id == self.job_id).with_for_update()
+            )
             if status in FINISHED_STATUSES:
                 raise _AlreadyFinished()
             yield session
@@ -116,7 +119,9 @@ class _AlreadyFinished(Exception):
 def _start(job_id: uuid.UUID) -> JobContext | None:
     """Mark the job started, or return None when there is nothing to do."""
     with db().transaction() as session:
-        job = session.execute(select(Job).where(Job.id == job_id).with_for_update()).scalar_one_or_none()
+        job = session.execute(
+            select(Job).where(Job.id == job_id).with_for_update()
+        ).scalar_one_or_none()
         if job is None:
             log.warning("job.unknown", job_id=str(job_id))
             return None
@@ -133,7 +138,9 @@ def _start(job_id: uuid.UUID) -> JobContext | None:
         return JobContext(job.id, job.kind, job.owner_id, dict(job.params), job.attempts)
 
 
-def _end(job_id: uuid.UUID, status: str, code: str | None = None, message: str | None = None) -> None:
+def _end(
+    job_id: uuid.UUID, status: str, code: str | None = None, message: str | None = None
+) -> None:
     with db().transaction() as session:
         session.execute(
             update(Job)
@@ -170,7 +177,9 @@ def run_job(task: Task, job_id_text: str, body: Callable[[JobContext], None]) ->
         try:
             ctx = _start(job_id)
         except TRANSIENT_ERRORS as exc:
-            raise task.retry(exc=exc, countdown=backoff(task.request.retries), max_retries=MAX_RETRIES) from exc
+            raise task.retry(
+                exc=exc, countdown=backoff(task.request.retries), max_retries=MAX_RETRIES
+            ) from exc
         if ctx is None:
             return
         log.info("job.started", attempt=ctx.attempt)
@@ -196,12 +205,13 @@ def run_job(task: Task, job_id_text: str, body: Callable[[JobContext], None]) ->
             if task.request.retries >= MAX_RETRIES:
                 _end(job_id, "failed", "unavailable", "A dependency stayed unavailable.")
                 raise
-            try:
+            # If the database itself is down, the status catches up on the next try.
+            with contextlib.suppress(*TRANSIENT_ERRORS):
                 _mark_retrying(job_id, "A dependency is unavailable; retrying.")
-            except TRANSIENT_ERRORS:
-                pass  # the database itself is down; the status catches up on the next try
             log.warning("job.retrying", error=type(exc).__name__)
-            raise task.retry(exc=exc, countdown=backoff(task.request.retries), max_retries=MAX_RETRIES) from exc
+            raise task.retry(
+                exc=exc, countdown=backoff(task.request.retries), max_retries=MAX_RETRIES
+            ) from exc
         except Exception:
             log.exception("job.crashed")
             _end(job_id, "failed", "internal_error", "The task failed unexpectedly.")

@@ -8,7 +8,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from api.deps import DbSession, Principal, SettingsDep, scoped
-from api.errors import ErrorBody
+from api.errors import error_responses
 from api.schemas.auth import LoginRequest, RefreshRequest, TokenPair
 from api.services import auth as service
 
@@ -59,7 +59,7 @@ async def _login_body(request: Request) -> LoginRequest:
     description="Exchange a username and password for an access token (short-lived) and a "
     "refresh token. Accepts JSON `{username, password}` or the OAuth2 password form.",
     response_model=TokenPair,
-    responses={401: {"model": ErrorBody}, 422: {"model": ErrorBody}},
+    responses=error_responses(401, 422),
     openapi_extra=_LOGIN_BODY,
 )
 async def login(request: Request, session: DbSession, settings: SettingsDep) -> TokenPair:
@@ -75,7 +75,7 @@ async def login(request: Request, session: DbSession, settings: SettingsDep) -> 
     description="Exchange a refresh token for a new access and refresh token. Each refresh "
     "token works once: presenting a used one revokes the whole session.",
     response_model=TokenPair,
-    responses={401: {"model": ErrorBody}},
+    responses=error_responses(401),
 )
 async def refresh(body: RefreshRequest, session: DbSession, settings: SettingsDep) -> TokenPair:
     return await service.refresh(
@@ -88,10 +88,8 @@ async def refresh(body: RefreshRequest, session: DbSession, settings: SettingsDe
     summary="Log out",
     description="Revoke the current session: its access and refresh tokens stop working.",
     status_code=204,
-    responses={401: {"model": ErrorBody}},
+    responses=error_responses(401),
 )
-async def logout(
-    session: DbSession, principal: Annotated[Principal, scoped("me")]
-) -> Response:
+async def logout(session: DbSession, principal: Annotated[Principal, scoped("me")]) -> Response:
     await service.logout(session=session, session_id=principal.session_id)
     return Response(status_code=204)

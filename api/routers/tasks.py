@@ -7,13 +7,13 @@ from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse
 
 from api.deps import DbSession, PageDep, Principal, ResourcesDep, scoped
-from api.errors import ErrorBody
+from api.errors import error_responses
 from api.responses import ACCEPTED_DOC, accepted
 from api.schemas.tasks import EchoRequest, JobOut, JobStatus
 from api.services import tasks as service
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
-ERRORS = {401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 404: {"model": ErrorBody}}
+ERRORS = error_responses(401, 403, 404)
 
 
 @router.get(
@@ -66,7 +66,7 @@ async def get_task(
     "checkpoint and ends `canceled`. 409 when it already ended.",
     response_model=JobOut,
     status_code=202,
-    responses={**ERRORS, 409: {"model": ErrorBody}},
+    responses={**ERRORS, **error_responses(409)},
 )
 async def cancel_task(
     task_id: uuid.UUID,
@@ -87,7 +87,7 @@ async def cancel_task(
     "the payload as its result: a probe of the whole queue path.",
     status_code=202,
     response_class=JSONResponse,
-    responses={**ACCEPTED_DOC, **ERRORS, 503: {"model": ErrorBody}},
+    responses={**ACCEPTED_DOC, **ERRORS, **error_responses(503)},
 )
 async def echo(
     body: EchoRequest,

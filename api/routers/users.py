@@ -5,12 +5,12 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from api.deps import DbSession, PageDep, Principal, UserIdPath, scoped
-from api.errors import ErrorBody
+from api.errors import error_responses
 from api.schemas.users import RoleName, UserCreate, UserOut, UserUpdate
 from api.services import users as service
 
 router = APIRouter(prefix="/users", tags=["users"])
-ERRORS = {401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 404: {"model": ErrorBody}}
+ERRORS = error_responses(401, 403, 404)
 
 
 @router.get(
@@ -66,7 +66,7 @@ async def get_user(
     description="Admins create accounts of any role.",
     response_model=UserOut,
     status_code=201,
-    responses={**ERRORS, 409: {"model": ErrorBody}},
+    responses={**ERRORS, **error_responses(409)},
 )
 async def create_user(
     body: UserCreate, session: DbSession, _: Annotated[Principal, scoped("users:write")]
@@ -81,7 +81,7 @@ async def create_user(
     "never their role; changing one's own password needs `current_password` and ends every "
     "session of the account.",
     response_model=UserOut,
-    responses={**ERRORS, 409: {"model": ErrorBody}},
+    responses={**ERRORS, **error_responses(409)},
 )
 async def update_user(
     user_id: UserIdPath,
@@ -101,7 +101,7 @@ async def update_user(
     description="Admins only. Removes the account with its sessions, submissions, attendance and "
     "face enrollments.",
     status_code=204,
-    responses={**ERRORS, 409: {"model": ErrorBody}},
+    responses={**ERRORS, **error_responses(409)},
 )
 async def delete_user(
     user_id: UserIdPath, session: DbSession, principal: Annotated[Principal, scoped("users:write")]

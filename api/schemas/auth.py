@@ -19,5 +19,5 @@ class RefreshRequest(StrictModel):
 class TokenPair(StrictModel):
     access_token: str
     refresh_token: str
-    token_type: Literal["bearer"] = "bearer"
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105
     expires_in: int = Field(description="Access token lifetime in seconds")

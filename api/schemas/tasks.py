@@ -42,7 +42,7 @@ class JobOut(BaseModel):
         return cls(
             id=job.id,
             kind=job.kind,
-            status=job.status,  # type: ignore[arg-type]
+            status=job.status,
             owner_id=job.owner_id,
             progress=Progress(done=job.progress_done, total=job.progress_total),
             result=job.result,

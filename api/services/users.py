@@ -79,9 +79,7 @@ async def update_user(
             raise Forbidden("you cannot change your own account status")
     if "password" in changes and not principal.is_admin:
         current = changes.get("current_password")
-        if not current or not await asyncio.to_thread(
-            verify_password, current, user.password_hash
-        ):
+        if not current or not await asyncio.to_thread(verify_password, current, user.password_hash):
             raise Unprocessable(
                 "current_password is missing or wrong",
                 code="current_password_invalid",

@@ -57,7 +57,7 @@ class Test(Timestamps, Base):
     review_policy: Mapped[str] = mapped_column(
         String(16), nullable=False, server_default="after_submit"
     )
-    # Bumped whenever the answer key changes; submissions remember the version they were scored with.
+    # Bumped whenever the answer key changes; submissions keep the version that scored them.
     key_version: Mapped[int] = mapped_column(Integer, nullable=False, server_default="1")
     needs_regrade: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="false")
 

@@ -1,0 +1,69 @@
+"""Every route × every role, against a table of expected statuses.
+
+A new route fails `test_every_route_has_an_access_rule` until it is added to ACCESS, so no route
+can appear without someone deciding who may call it. Requests carry no body: a caller who passes
+the access rule gets 422 (or the route's own answer), one who does not gets 401/403/404.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+ROLES = ("anonymous", "student", "instructor", "admin")
+
+# (method, path template): statuses for anonymous, student, instructor, admin.
+# Path placeholders: {user_id} = the student's own id, {task_id} = an unknown task id.
+ACCESS: dict[tuple[str, str], tuple[int, int, int, int]] = {
+    ("POST", "/v1/auth/login"): (422, 422, 422, 422),
+    ("POST", "/v1/auth/refresh"): (422, 422, 422, 422),
+    ("POST", "/v1/auth/logout"): (401, 204, 204, 204),
+    ("GET", "/v1/users"): (401, 403, 200, 200),
+    ("POST", "/v1/users"): (401, 403, 403, 422),
+    ("GET", "/v1/users/me"): (401, 200, 200, 200),
+    ("GET", "/v1/users/{user_id}"): (401, 200, 200, 200),
+    ("PUT", "/v1/users/{user_id}"): (401, 422, 422, 422),
+    ("DELETE", "/v1/users/{user_id}"): (401, 403, 403, 204),
+    ("GET", "/v1/tasks"): (401, 200, 200, 200),
+    ("GET", "/v1/tasks/{task_id}"): (401, 404, 404, 404),
+    ("POST", "/v1/tasks/{task_id}/cancel"): (401, 404, 404, 404),
+    ("POST", "/v1/tasks/diagnostics/echo"): (401, 403, 403, 422),
+    ("GET", "/health"): (200, 200, 200, 200),
+    ("GET", "/health/live"): (200, 200, 200, 200),
+}
+
+
+def app_routes(app) -> set[tuple[str, str]]:
+    """Every operation the app serves, read from its OpenAPI schema (the public contract)."""
+    return {
+        (method.upper(), path)
+        for path, operations in app.openapi()["paths"].items()
+        for method in operations
+        if method in ("get", "post", "put", "patch", "delete")
+    }
+
+
+async def test_every_route_has_an_access_rule(app):
+    missing = app_routes(app) - set(ACCESS)
+    assert not missing, f"routes without an entry in ACCESS: {sorted(missing)}"
+    stale = set(ACCESS) - app_routes(app)
+    assert not stale, f"ACCESS lists routes that do not exist: {sorted(stale)}"
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize(("method", "path"), sorted(ACCESS))
+async def test_route_access(client, make_user, auth_for, method, path, role):
+    student = make_user("student")
+    fill = {"user_id": student.id, "task_id": uuid.uuid4()}
+    if role == "anonymous":
+        headers = {}
+    elif role == "student":
+        headers = auth_for(student)
+    else:
+        headers = auth_for(make_user(role))
+    expected = ACCESS[(method, path)][ROLES.index(role)]
+    r = await client.request(method, path.format(**fill), headers=headers)
+    assert r.status_code == expected, f"{method} {path} as {role}: {r.status_code} {r.text}"
+    if r.status_code >= 400:
+        assert set(r.json()["error"]) >= {"code", "message"}
