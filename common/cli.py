@@ -43,7 +43,8 @@ def resolve_servers(stack: ExitStack) -> dict[str, str]:
         env["REDIS_URL"] = settings.redis_url
     else:
         url, proc = embedded.start_redis(var / "redis", persist=True)
-        stack.callback(_stop, proc)
+        if proc is not None:
+            stack.callback(_stop, proc)
         env["REDIS_URL"] = url
         _say(f"embedded Redis running on {url}")
     os.environ.update(env)
@@ -104,10 +105,51 @@ def create_first_admin() -> None:
 
 def worker_command(queues: str = "default,biometrics", concurrency: int = 2) -> list[str]:
     return [
-        sys.executable, "-m", "celery", "-A", "worker.app", "worker",
-        "-Q", queues, "-c", str(concurrency), "--loglevel", "INFO",
-        "-n", f"mcq-{os.getpid()}@%h",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "worker.app",
+        "worker",
+        "-Q",
+        queues,
+        "-c",
+        str(concurrency),
+        "--loglevel",
+        "INFO",
+        "-n",
+        f"mcq-{os.getpid()}@%h",
+    ]
+
+
+def flower() -> int:
+    """Flower against the configured broker, behind basic auth."""
+    settings = get_settings()
+    user = settings.flower_user
+    password = settings.flower_password.get_secret_value() if settings.flower_password else ""
+    if not (user and password):
+        if settings.environment != "development":
+            _say("refusing to start Flower without FLOWER_USER and FLOWER_PASSWORD")
+            return 2
+        user, password = "admin", secrets.token_urlsafe(12)
+        _say(f"Flower login (development, generated): {user} / {password}")
+    _say(f"Flower on http://127.0.0.1:{settings.flower_port}")
+    return subprocess.call(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "worker.app",
+            "flower",
+            f"--port={settings.flower_port}",
+            "--address=127.0.0.1",
+            f"--basic-auth={user}:{password}",
+            # Flower persists nothing; the jobs table is the record of work.
+            "--persistent=False",
+            "--purge_offline_workers=300",
+        ]
+    )
 
 
 def run() -> int:
@@ -153,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("run", help="migrate, create the first admin, run API and worker")
     sub.add_parser("migrate", help="alembic upgrade head")
     sub.add_parser("create-admin", help="create the first admin if there is none")
+    sub.add_parser("flower", help="the Flower dashboard, with basic auth")
     env_parser = sub.add_parser("exec", help="run a command with the server URLs set")
     env_parser.add_argument("cmd", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
@@ -164,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
             migrate()
         elif args.command == "create-admin":
             create_first_admin()
+        elif args.command == "flower":
+            return flower()
         elif args.command == "exec":
             return subprocess.call(args.cmd)
     return 0

@@ -37,11 +37,26 @@ def start_postgres(datadir: Path) -> tuple[str, Any]:
     return server.get_uri(), server
 
 
-def start_redis(rundir: Path, *, persist: bool) -> tuple[str, subprocess.Popen[bytes]]:
-    """Start redis-server on a unix socket in rundir; returns (redis URL, process)."""
+def _answers(sock: Path) -> bool:
+    import redis
+
+    try:
+        return bool(redis.Redis(unix_socket_path=str(sock), socket_timeout=0.5).ping())
+    except redis.RedisError:
+        return False
+
+
+def start_redis(rundir: Path, *, persist: bool) -> tuple[str, subprocess.Popen[bytes] | None]:
+    """Start redis-server on a unix socket in rundir; returns (redis URL, process).
+
+    A server already answering on that socket (`make run` in another terminal) is reused, and
+    the process returned is then None: it belongs to whoever started it.
+    """
     rundir.mkdir(parents=True, exist_ok=True)
     sock = rundir / "redis.sock"
     if sock.exists():
+        if _answers(sock):
+            return f"unix://{sock}", None
         sock.unlink()
     args = [
         str(redis_server_binary()),
