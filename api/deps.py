@@ -7,9 +7,11 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated, Any
 
+import structlog
 from fastapi import Depends, Path, Query, Request, Security
 from fastapi.security import OAuth2PasswordBearer, SecurityScopes
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.errors import Forbidden, Unauthorized
@@ -17,6 +19,8 @@ from api.resources import Resources
 from common.models import AuthSession, User
 from common.security import InvalidToken, decode_token, scopes_for
 from common.settings import Settings
+
+log = structlog.get_logger(__name__)
 
 SCOPE_DESCRIPTIONS = {
     "me": "Read and update your own account",
@@ -53,8 +57,16 @@ SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 
 
 async def get_db(resources: ResourcesDep) -> AsyncIterator[AsyncSession]:
-    async with resources.db.session() as session:
+    session = resources.db.session()
+    try:
         yield session
+    finally:
+        try:
+            await session.close()
+        except (DBAPIError, OSError) as exc:
+            # The connection died (database restart) after the answer was made: the pool
+            # discards it; raising here would only break a response already sent.
+            log.warning("db_session_close_failed", error=type(exc).__name__)
 
 
 DbSession = Annotated[AsyncSession, Depends(get_db)]

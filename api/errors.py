@@ -107,6 +107,11 @@ class UnsupportedMediaType(AppError):
     code = "unsupported_media_type"
 
 
+class TooManyRequests(AppError):
+    status_code = 429
+    code = "rate_limited"
+
+
 class ServiceUnavailable(AppError):
     status_code = 503
     code = "service_unavailable"
@@ -189,10 +194,23 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(409, "conflict", "The request conflicts with existing data.")
 
     @app.exception_handler(DBAPIError)
-    async def _db_unavailable(_: Request, exc: DBAPIError) -> JSONResponse:
-        if exc.connection_invalidated:
-            return error_response(
-                503, "database_unavailable", "The database is unavailable; try again shortly."
-            )
+    async def _database_error(_: Request, exc: DBAPIError) -> JSONResponse:
+        # A failed connect (statement is None) or a connection lost mid-query: the database is
+        # down or restarting. The pool pre-pings, so the API recovers once it is back.
+        if exc.connection_invalidated or exc.statement is None:
+            log.warning("database_unavailable", error=str(exc.orig)[:200])
+            return _unavailable("database_unavailable", "The database")
         log.exception("database_error")
         return error_response(500, "internal_error", "An internal error occurred.")
+
+    @app.exception_handler(OSError)
+    async def _socket_error(_: Request, exc: OSError) -> JSONResponse:
+        # asyncpg raises plain OSErrors (refused, socket file missing) while a server restarts.
+        log.warning("dependency_unavailable", error=repr(exc)[:200])
+        return _unavailable("dependency_unavailable", "A backing service")
+
+
+def _unavailable(code: str, what: str) -> JSONResponse:
+    return error_response(
+        503, code, f"{what} is unavailable; try again shortly.", headers={"Retry-After": "2"}
+    )

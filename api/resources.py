@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
 
+from api.ratelimit import RateLimiter
 from common.celery_config import make_celery
 from common.db import AsyncDatabase
 from common.jobs import CeleryPublisher
@@ -20,6 +22,9 @@ class Resources:
     redis: aioredis.Redis
     celery: Any
     publisher: CeleryPublisher
+    rate_limiter: RateLimiter
+    # Domains add readiness checks here (e.g. storage); /health runs them all.
+    extra_health_checks: dict[str, Callable[[], Awaitable[Any]]] = field(default_factory=dict)
 
     @classmethod
     def create(cls, settings: Settings) -> Resources:
@@ -35,6 +40,7 @@ class Resources:
             ),
             celery=celery,
             publisher=CeleryPublisher(celery),
+            rate_limiter=RateLimiter(settings),
         )
 
     async def close(self) -> None:

@@ -7,8 +7,9 @@ from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from api.deps import DbSession, Principal, SettingsDep, scoped
-from api.errors import error_responses
+from api.deps import DbSession, Principal, ResourcesDep, SettingsDep, scoped
+from api.errors import TooManyRequests, Unauthorized, error_responses
+from api.ratelimit import client_ip
 from api.schemas.auth import LoginRequest, RefreshRequest, TokenPair
 from api.services import auth as service
 
@@ -59,14 +60,32 @@ async def _login_body(request: Request) -> LoginRequest:
     description="Exchange a username and password for an access token (short-lived) and a "
     "refresh token. Accepts JSON `{username, password}` or the OAuth2 password form.",
     response_model=TokenPair,
-    responses=error_responses(401, 422),
+    responses=error_responses(401, 422, 429),
     openapi_extra=_LOGIN_BODY,
 )
-async def login(request: Request, session: DbSession, settings: SettingsDep) -> TokenPair:
+async def login(
+    request: Request, session: DbSession, settings: SettingsDep, resources: ResourcesDep
+) -> TokenPair:
     body = await _login_body(request)
-    return await service.login(
-        session=session, settings=settings, username=body.username, password=body.password
-    )
+    limiter = resources.rate_limiter
+    account = body.username.lower()
+    for decision in (
+        await limiter.hit("login_ip", client_ip(request.scope)),
+        await limiter.test("login_failures", account),
+    ):
+        if not decision.allowed:
+            raise TooManyRequests(
+                "too many login attempts; retry later",
+                details={"limit": decision.name},
+                headers=decision.headers(),
+            )
+    try:
+        return await service.login(
+            session=session, settings=settings, username=body.username, password=body.password
+        )
+    except Unauthorized:
+        await limiter.hit("login_failures", account)
+        raise
 
 
 @router.post(

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter
@@ -9,17 +10,19 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from api.deps import ResourcesDep
+from api.resources import Resources
 
 router = APIRouter(tags=["health"])
-CHECK_TIMEOUT = 2.0
 
 
-async def _timed(check: Any) -> dict[str, Any]:
+async def _timed(check: Awaitable[Any], seconds: float) -> dict[str, Any]:
     start = time.perf_counter()
     status: dict[str, Any]
     try:
-        await asyncio.wait_for(check, CHECK_TIMEOUT)
+        detail = await asyncio.wait_for(check, seconds)
         status = {"status": "ok"}
+        if isinstance(detail, dict):
+            status.update(detail)
     except TimeoutError:
         status = {"status": "down", "error": "timeout"}
     except Exception as exc:
@@ -28,26 +31,56 @@ async def _timed(check: Any) -> dict[str, Any]:
     return status
 
 
-@router.get(
-    "/health",
-    summary="Readiness",
-    description="Checks the database and Redis; 200 when all are up, 503 otherwise.",
-)
-async def health(resources: ResourcesDep) -> JSONResponse:
-    async def db() -> None:
+def _checks(resources: Resources) -> dict[str, Callable[[], Awaitable[Any]]]:
+    async def database() -> None:
         async with resources.db.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
 
     async def redis() -> None:
         await resources.redis.ping()  # type: ignore[misc]  # redis-py types ping as sync|async
 
-    components = dict(
-        zip(["database", "redis"], await asyncio.gather(_timed(db()), _timed(redis())), strict=True)
-    )
+    async def broker() -> None:
+        def connect() -> None:
+            with resources.celery.connection_for_write() as conn:
+                conn.ensure_connection(
+                    max_retries=1, timeout=resources.settings.health_check_timeout
+                )
+
+        await asyncio.to_thread(connect)
+
+    async def workers() -> dict[str, Any]:
+        timeout = resources.settings.health_check_timeout * 0.8
+        replies = await asyncio.to_thread(resources.celery.control.ping, timeout=timeout)
+        if not replies:
+            raise RuntimeError("no worker answered")
+        return {"count": len(replies)}
+
+    checks: dict[str, Callable[[], Awaitable[Any]]] = {
+        "database": database,
+        "redis": redis,
+        "broker": broker,
+        "workers": workers,
+    }
+    checks.update(resources.extra_health_checks)
+    return checks
+
+
+@router.get(
+    "/health",
+    summary="Readiness",
+    description="Checks the database, Redis, the broker, storage and that a worker answers, "
+    "each with a short timeout. 200 when all are up, 503 with the failing component otherwise.",
+)
+async def health(resources: ResourcesDep) -> JSONResponse:
+    checks = _checks(resources)
+    timeout = resources.settings.health_check_timeout
+    results = await asyncio.gather(*(_timed(fn(), timeout) for fn in checks.values()))
+    components = dict(zip(checks, results, strict=True))
     ok = all(c["status"] == "ok" for c in components.values())
     return JSONResponse(
         {"status": "ok" if ok else "degraded", "components": components},
         status_code=200 if ok else 503,
+        headers={"Cache-Control": "no-store"},
     )
 
 
