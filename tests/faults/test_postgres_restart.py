@@ -39,7 +39,9 @@ def own_postgres(test_env):
     )
     database = SyncDatabase(Settings(database_url=url))
     with database.transaction() as session:
-        session.add(User(username="loadtester", role="admin", password_hash=password_hash(PASSWORD)))
+        session.add(
+            User(username="loadtester", role="admin", password_hash=password_hash(PASSWORD))
+        )
     database.dispose()
 
     def restart() -> None:
@@ -53,7 +55,9 @@ def own_postgres(test_env):
 async def test_api_recovers_after_postgres_restart(isolated, own_postgres):
     url, restart = own_postgres
     client, _, _ = await isolated(database_url=url, rate_limit_enabled=False)
-    login = await client.post("/v1/auth/login", json={"username": "loadtester", "password": PASSWORD})
+    login = await client.post(
+        "/v1/auth/login", json={"username": "loadtester", "password": PASSWORD}
+    )
     assert login.status_code == 200, login.text
     h = {"Authorization": f"Bearer {login.json()['access_token']}"}
     statuses: Counter[int] = Counter()
