@@ -15,6 +15,7 @@ help:
 	@echo "make migrate  alembic upgrade head"
 	@echo "make flower   Flower dashboard for the workers"
 	@echo "make bench    benchmarks (prints figures)"
+	@echo "make fuzz     schemathesis against /openapi.json as every role (FUZZ_EXAMPLES=60)"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
@@ -54,8 +55,9 @@ flower: install
 bench: install
 	$(PY) -m common.cli exec $(PY) bench/run_all.py
 
+FUZZ_EXAMPLES ?= 60
 fuzz: install
-	$(PY) -m common.cli exec $(PY) -m pytest tests/fuzz -p no:cacheprovider $(PYTEST_ARGS)
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest tests/fuzz $(PYTEST_ARGS)
 
 clean-var:
 	rm -rf var
