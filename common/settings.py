@@ -6,12 +6,13 @@ database, the broker or the queue names.
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_JWT_SECRET = "change-me-in-production-this-is-not-a-secret"  # noqa: S105
 MIN_JWT_SECRET_LENGTH = 32
@@ -58,17 +59,106 @@ class Settings(BaseSettings):
     flower_password: SecretStr | None = None
     flower_port: int = 5555
 
+    # File uploads (common.files). Local disk under var_dir/files unless STORAGE_BACKEND=s3;
+    # S3 credentials come from the usual AWS chain (env, profile, instance role).
+    storage_backend: Literal["local", "s3"] = "local"
+    storage_local_root: Path | None = None  # None: var_dir / "files"
+    storage_prefix: str = ""  # a folder under the root, or a key prefix inside the bucket
+    s3_bucket: str = ""
+    s3_endpoint_url: str | None = None  # set for MinIO or another S3-compatible store
+    s3_region: str | None = None
+    upload_max_bytes: int = Field(10 * 1024 * 1024, ge=1, le=5 * 1024**3)
+    # Comma-separated or a JSON list; only types the content sniffer recognises.
+    upload_allowed_types: Annotated[list[str], NoDecode] = [
+        "image/jpeg",
+        "image/png",
+        "image/gif",
+        "image/webp",
+        "application/pdf",
+        "text/plain",
+        "text/csv",
+    ]
+    download_url_seconds: int = Field(900, ge=1, le=7 * 24 * 3600)  # signed-link lifetime
+    # Empty: derived from JWT_SECRET with HMAC and a distinct label (common.files).
+    file_signing_secret: SecretStr | None = None
+    files_public_base_url: str = ""  # prefix of the API's signed links; "" gives a path
+    clamd_url: str = ""  # unix:///run/clamav/clamd.ctl or tcp://host:3310; "" skips ClamAV
+    clamd_timeout: float = Field(30.0, gt=0)
+    image_max_pixels: int = Field(40_000_000, ge=1)
+
+    @field_validator("upload_allowed_types", mode="before")
+    @classmethod
+    def _split_types(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("upload_allowed_types")
+    @classmethod
+    def _known_types(cls, value: list[str]) -> list[str]:
+        from common.scanning import ALLOWED_TYPES, normalize_type
+
+        types = [normalize_type(t) or t for t in value]
+        unknown = sorted({t for t in types if t not in ALLOWED_TYPES})
+        if unknown:
+            raise ValueError(
+                f"unsupported upload types {unknown}; choose from {sorted(ALLOWED_TYPES)}"
+            )
+        return sorted(set(types))
+
+    @model_validator(mode="after")
+    def _check_file_storage(self) -> Settings:
+        if self.storage_backend == "s3" and not self.s3_bucket:
+            raise ValueError("S3_BUCKET must be set when STORAGE_BACKEND=s3")
+        return self
+
+    # Faces (attendance by face). A face matches when its distance to an enrollment is at most
+    # FACE_TOLERANCE (face_recognition's default 0.6; same person 0.04-0.43 on the shared photos,
+    # different people 0.70+). Uploads are read up to FACE_UPLOAD_MAX_BYTES and handed to the
+    # biometrics worker through the database; the worker deletes each photo when its job ends
+    # unless KEEP_FACE_PHOTOS. Images over FACE_MAX_IMAGE_PIXELS are refused before decoding.
+    face_tolerance: float = Field(0.6, gt=0, le=2)
+    face_upload_max_bytes: int = Field(10 * 1024 * 1024, ge=1024, le=100 * 1024 * 1024)
+    face_max_image_pixels: int = Field(50_000_000, ge=10_000, le=200_000_000)
+    face_max_enrollments: int = Field(10, ge=1, le=100)
+    keep_face_photos: bool = False
+
+    # Tests and grading. A submit is still accepted SUBMISSION_GRACE_SECONDS after an attempt's
+    # deadline or a test's close time (the click that raced the clock); a CSV import is stored
+    # in the database for the worker, up to SUBMISSION_IMPORT_MAX_BYTES; the regrade job reads
+    # and scores REGRADE_BATCH_SIZE submissions between progress reports.
+    submission_grace_seconds: int = Field(30, ge=0, le=600)
+    submission_import_max_bytes: int = Field(10 * 1024 * 1024, ge=1024, le=100 * 1024 * 1024)
+    regrade_batch_size: int = Field(10_000, ge=100, le=1_000_000)
+
     # Logs: JSON for machines (default), console for a developer's terminal.
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
 
-    # HTTP
+    # Rate limits ("N/second|minute|hour"), per user when authenticated, else per address.
+    # A class behind one NAT address must still be able to log in at once: the address limits
+    # are generous; password guessing is stopped by the per-username failure limit.
+    rate_limit_enabled: bool = True
+    rate_limit_user: str = "600/minute"
+    rate_limit_ip: str = "6000/minute"
+    rate_limit_uploads: str = "30/minute"
+    rate_limit_login_ip: str = "1200/minute"
+    rate_limit_login_failures: str = "5/15minutes"
+
+    # Observability: /metrics is open unless a token is set (then: Authorization: Bearer ...).
+    metrics_token: SecretStr | None = None
+    health_check_timeout: float = Field(1.5, gt=0, le=10)
+
+    # HTTP. CORS_ORIGINS: browser origins allowed to call the API (JSON list), none by default.
     port: int = 8000
     cors_origins: list[str] = []
 
     @model_validator(mode="after")
     def _refuse_weak_secrets_outside_development(self) -> Settings:
-        if self.environment == "production":
+        if self.environment != "development":
             secret = self.jwt_secret.get_secret_value()
             if secret == DEFAULT_JWT_SECRET or len(secret) < MIN_JWT_SECRET_LENGTH:
                 raise ValueError(
