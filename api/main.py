@@ -10,7 +10,7 @@ from fastapi_offline import FastAPIOffline
 
 from api.errors import install_error_handlers
 from api.resources import Resources
-from api.routers import auth, health, tasks, users
+from api.routers import attendance, auth, faces, health, tasks, users
 from common.logging import configure_logging
 from common.settings import Settings, get_settings
 
@@ -27,6 +27,8 @@ TAGS = [
     {"name": "auth", "description": "Log in, rotate tokens, log out."},
     {"name": "users", "description": "Accounts and roles."},
     {"name": "tasks", "description": "Background jobs and their status."},
+    {"name": "attendance", "description": "Attendance records, by hand or by face."},
+    {"name": "faces", "description": "Face enrollment, check-in by photo, class photos."},
     {"name": "health", "description": "Liveness and readiness probes."},
 ]
 
@@ -54,7 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
 
     v1 = APIRouter(prefix="/v1")
-    for module in (auth, users, tasks):
+    for module in (auth, users, tasks, attendance, faces):
         v1.include_router(module.router)
     app.include_router(v1)
     app.include_router(health.router)

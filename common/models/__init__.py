@@ -4,6 +4,7 @@ from common.models.attendance import Attendance
 from common.models.auth import AuthSession
 from common.models.base import Base
 from common.models.diagnostics import EchoRecord
+from common.models.faces import FaceEnrollment, FacePhoto
 from common.models.jobs import Job
 from common.models.tests import Option, Question, Test
 from common.models.users import Role, User
@@ -13,6 +14,8 @@ __all__ = [
     "AuthSession",
     "Base",
     "EchoRecord",
+    "FaceEnrollment",
+    "FacePhoto",
     "Job",
     "Option",
     "Question",

@@ -31,6 +31,19 @@ ACCESS: dict[tuple[str, str], tuple[int, int, int, int]] = {
     ("POST", "/v1/tasks/diagnostics/echo"): (401, 403, 403, 422),
     ("GET", "/health"): (200, 200, 200, 200),
     ("GET", "/health/live"): (200, 200, 200, 200),
+    # Attendance and faces. {test_id}: a published test of another instructor, open to every
+    # student; {attendance_id}: the student's record for it; {face_id}: the student's enrollment.
+    ("GET", "/v1/attendance"): (401, 200, 200, 200),
+    ("POST", "/v1/attendance"): (401, 403, 422, 422),
+    ("GET", "/v1/attendance/{attendance_id}"): (401, 200, 404, 200),
+    ("PUT", "/v1/attendance/{attendance_id}"): (401, 403, 422, 422),
+    ("DELETE", "/v1/attendance/{attendance_id}"): (401, 403, 404, 204),
+    ("POST", "/v1/users/{user_id}/faces"): (401, 422, 403, 422),
+    ("GET", "/v1/users/{user_id}/faces"): (401, 200, 403, 200),
+    ("DELETE", "/v1/users/{user_id}/faces"): (401, 204, 403, 204),
+    ("DELETE", "/v1/users/{user_id}/faces/{face_id}"): (401, 204, 403, 204),
+    ("POST", "/v1/tests/{test_id}/check-in"): (401, 422, 403, 409),
+    ("POST", "/v1/tests/{test_id}/attendance/photo"): (401, 403, 403, 422),
 }
 
 
@@ -51,11 +64,33 @@ async def test_every_route_has_an_access_rule(app):
     assert not stale, f"ACCESS lists routes that do not exist: {sorted(stale)}"
 
 
+ATTENDANCE_TEST_PATHS = {"/v1/tests/{test_id}/check-in", "/v1/tests/{test_id}/attendance/photo"}
+
+
+def _attendance_fill(db, make_user, student) -> dict[str, int]:
+    from common.models import Attendance, FaceEnrollment, Test
+
+    other = make_user("instructor")
+    test = Test(owner_id=other.id, title="Someone else's test")
+    db.add(test)
+    db.flush()
+    record = Attendance(test_id=test.id, user_id=student.id, status="present")
+    face = FaceEnrollment(
+        user_id=student.id, encoding=bytes(1024), model="m", face_px=100, detector_score=1.0
+    )
+    db.add_all([record, face])
+    db.commit()
+    return {"test_id": test.id, "attendance_id": record.id, "face_id": face.id}
+
+
 @pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize(("method", "path"), sorted(ACCESS))
-async def test_route_access(client, make_user, auth_for, method, path, role):
+async def test_route_access(request, client, make_user, auth_for, method, path, role):
     student = make_user("student")
     fill = {"user_id": student.id, "task_id": uuid.uuid4()}
+    if "{attendance_id}" in path or "{face_id}" in path or path in ATTENDANCE_TEST_PATHS:
+        extra = _attendance_fill(request.getfixturevalue("db"), make_user, student)
+        fill = {**extra, **fill}
     if role == "anonymous":
         headers = {}
     elif role == "student":

@@ -1,6 +1,7 @@
 """worker.face_pipeline on real photos with real face_recognition (no mocks).
 
-The photos (with known identities) come from FACES_DIR, by default /work/shared/faces.
+The photos (with known identities) come from ../shared/faces beside the repository (FACES_DIR
+overrides).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SHARED_FACES
 from PIL import Image
 
 from common.faces import DEFAULT_TOLERANCE, assign_faces, encoding_from_bytes, encoding_to_bytes
@@ -35,11 +37,16 @@ from worker.face_pipeline import (
     preload,
 )
 
-FACES = Path(os.environ.get("FACES_DIR", "/work/shared/faces"))
+FACES = Path(os.environ.get("FACES_DIR") or SHARED_FACES)
+# No skips: without the photos or the face stack these tests fail, loudly.
 if not (FACES / "manifest.json").is_file():
-    pytest.skip(f"shared face photos not found in {FACES}", allow_module_level=True)
+    pytest.fail(
+        f"the shared face photos are missing: no {FACES / 'manifest.json'} "
+        "(they live in ../shared/faces beside the repository; FACES_DIR overrides)",
+        pytrace=False,
+    )
 if importlib.util.find_spec("face_recognition") is None:
-    pytest.skip("face_recognition is not installed", allow_module_level=True)
+    pytest.fail("face_recognition is not installed: run `make install`", pytrace=False)
 
 ENROLL = {"obama": "obama.jpg", "biden": "biden.jpg", "miranda": "lin-manuel-miranda.png"}
 OBAMA_CHECK_INS = [

@@ -1,0 +1,208 @@
+"""Face enrollment, check-in by photo and class photos: the API's side.
+
+The API never touches a face: it checks who may do what, stores the uploaded photo in
+`face_photos` and enqueues a job on the biometrics queue whose params hold only ids. The worker
+(worker/tasks/faces.py) decodes, encodes, matches, writes, and deletes the photo.
+
+Each start_* function checks access before the photo is read (`read_upload` is called only
+when the request is allowed), ends that read-only transaction, reads the body, then stores the
+photo and the job in one transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.deps import Page, Principal
+from api.errors import Conflict, Forbidden, NotFound, Unprocessable
+from api.resources import Resources
+from api.services import attendance as attendance_service
+from api.uploads import Upload
+from common.jobs import enqueue
+from common.models import FaceEnrollment, FacePhoto, Job, Test, User
+
+ReadUpload = Callable[[], Awaitable[Upload]]
+
+
+async def _face_owner(session: AsyncSession, principal: Principal, user_id: int) -> User:
+    """The user whose faces are managed: the caller themself, or anyone for an admin."""
+    user = await session.get(User, user_id)
+    if user is None or not (principal.is_admin or principal.id == user_id):
+        raise NotFound("user not found")
+    return user
+
+
+async def _store_and_enqueue(
+    session: AsyncSession,
+    resources: Resources,
+    principal: Principal,
+    *,
+    upload: Upload,
+    purpose: str,
+    kind: str,
+    user_id: int | None,
+    test_id: int | None,
+    subject: str,
+) -> Job:
+    photo = FacePhoto(
+        purpose=purpose,
+        user_id=user_id,
+        test_id=test_id,
+        uploaded_by=principal.id,
+        content_type=upload.content_type,
+        size_bytes=len(upload.data),
+        keep=resources.settings.keep_face_photos,
+        data=upload.data,
+    )
+    session.add(photo)
+    await session.flush()
+    params: dict[str, int] = {"photo_id": photo.id}
+    if user_id is not None:
+        params["user_id"] = user_id
+    if test_id is not None:
+        params["test_id"] = test_id
+    # The photo and the job commit together; the broker carries only the job id.
+    return await enqueue(
+        session, resources.publisher, kind=kind, owner_id=principal.id, params=params,
+        subject=subject,
+    )  # fmt: skip
+
+
+async def start_enrollment(
+    *,
+    session: AsyncSession,
+    resources: Resources,
+    principal: Principal,
+    user_id: int,
+    read_upload: ReadUpload,
+) -> Job:
+    user = await _face_owner(session, principal, user_id)
+    if user.role != "student":
+        raise Unprocessable("only students enroll a face", code="not_a_student")
+    count = await session.scalar(
+        select(func.count()).select_from(FaceEnrollment).where(FaceEnrollment.user_id == user_id)
+    )
+    limit = resources.settings.face_max_enrollments
+    if (count or 0) >= limit:
+        raise Conflict(
+            f"at most {limit} face enrollments per user: delete one first",
+            code="too_many_enrollments",
+            details={"max_enrollments": limit},
+        )
+    await session.commit()  # no transaction stays open while the photo arrives
+    upload = await read_upload()
+    return await _store_and_enqueue(
+        session, resources, principal, upload=upload, purpose="enroll", kind="faces.enroll",
+        user_id=user_id, test_id=None, subject=f"user:{user_id}",
+    )  # fmt: skip
+
+
+async def list_enrollments(
+    *, session: AsyncSession, principal: Principal, user_id: int, page: Page
+) -> tuple[Sequence[FaceEnrollment], int]:
+    await _face_owner(session, principal, user_id)
+    query = select(FaceEnrollment).where(FaceEnrollment.user_id == user_id)
+    total = await session.scalar(select(func.count()).select_from(query.subquery()))
+    rows = await session.scalars(
+        query.order_by(FaceEnrollment.id).limit(page.limit).offset(page.offset)
+    )
+    return rows.all(), total or 0
+
+
+async def delete_enrollment(
+    *, session: AsyncSession, principal: Principal, user_id: int, face_id: int
+) -> None:
+    await _face_owner(session, principal, user_id)
+    row = await session.scalar(
+        select(FaceEnrollment)
+        .where(FaceEnrollment.id == face_id, FaceEnrollment.user_id == user_id)
+        .with_for_update()
+    )
+    if row is None:
+        raise NotFound("face enrollment not found")
+    if row.photo_id is not None:  # a photo kept with KEEP_FACE_PHOTOS goes with it
+        await session.execute(delete(FacePhoto).where(FacePhoto.id == row.photo_id))
+    await session.execute(delete(FaceEnrollment).where(FaceEnrollment.id == face_id))
+    await session.commit()
+
+
+async def delete_all_enrollments(
+    *, session: AsyncSession, principal: Principal, user_id: int
+) -> int:
+    """Every template and every stored photo of the user, in one transaction.
+
+    Photos first: a worker finishing an enrollment locks its photo, so this waits for it and
+    the enrollment it committed is then deleted too; a worker that comes later finds its photo
+    gone and fails the job (`photo_missing`) without writing.
+    """
+    await _face_owner(session, principal, user_id)
+    await session.execute(delete(FacePhoto).where(FacePhoto.user_id == user_id))
+    result = await session.execute(
+        delete(FaceEnrollment).where(FaceEnrollment.user_id == user_id).returning(FaceEnrollment.id)
+    )
+    removed = len(result.all())
+    await session.commit()
+    return removed
+
+
+async def _test(session: AsyncSession, test_id: int) -> Test:
+    test = await session.get(Test, test_id)
+    if test is None:
+        raise NotFound("test not found")
+    return test
+
+
+async def may_take(session: AsyncSession, principal: Principal, test: Test) -> bool:
+    """Whether the student may take (and so check in to) the test."""
+    return True
+
+
+async def start_check_in(
+    *,
+    session: AsyncSession,
+    resources: Resources,
+    principal: Principal,
+    test_id: int,
+    read_upload: ReadUpload,
+) -> Job:
+    test = await _test(session, test_id)
+    if not await may_take(session, principal, test):
+        raise NotFound("test not found")
+    enrolled = await session.scalar(
+        select(FaceEnrollment.id).where(FaceEnrollment.user_id == principal.id).limit(1)
+    )
+    if enrolled is None:
+        raise Conflict(
+            "you have no face enrollment: enroll a photo with POST /v1/users/{id}/faces first",
+            code="not_enrolled",
+        )
+    await session.commit()
+    upload = await read_upload()
+    return await _store_and_enqueue(
+        session, resources, principal, upload=upload, purpose="check_in", kind="faces.check_in",
+        user_id=principal.id, test_id=test.id, subject=f"test:{test.id}",
+    )  # fmt: skip
+
+
+async def start_class_photo(
+    *,
+    session: AsyncSession,
+    resources: Resources,
+    principal: Principal,
+    test_id: int,
+    read_upload: ReadUpload,
+) -> Job:
+    test = await _test(session, test_id)
+    if not attendance_service.may_record(principal, test):
+        raise Forbidden(
+            "only the test's instructor or an admin records its attendance", code="not_test_owner"
+        )
+    await session.commit()
+    upload = await read_upload()
+    return await _store_and_enqueue(
+        session, resources, principal, upload=upload, purpose="class_photo",
+        kind="faces.class_photo", user_id=None, test_id=test.id, subject=f"test:{test.id}",
+    )  # fmt: skip

@@ -1,0 +1,301 @@
+"""Face jobs end to end: the API, a real Celery worker on the biometrics queue, real photos of
+known people (../shared/faces), real face_recognition, PostgreSQL. No mocks.
+
+Enrolling through the worker is tested once; other tests arrange enrollments directly with
+templates computed once per module by the same pipeline, to keep the module fast.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import io
+import json
+import os
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import SHARED_FACES, wait_for_job
+from PIL import Image
+from sqlalchemy import func, select
+
+from common.faces import encoding_from_bytes, encoding_to_bytes
+from common.models import Attendance, FaceEnrollment, FacePhoto, Job
+from common.models.tests import Test as Exam
+
+FACES = Path(os.environ.get("FACES_DIR") or SHARED_FACES)
+if not (FACES / "manifest.json").is_file():
+    pytest.fail(
+        f"the shared face photos are missing: no {FACES / 'manifest.json'} "
+        "(they live in ../shared/faces beside the repository; FACES_DIR overrides)",
+        pytrace=False,
+    )
+if importlib.util.find_spec("face_recognition") is None:
+    pytest.fail("face_recognition is not installed: run `make install`", pytrace=False)
+
+ENROLL = {"obama": "obama.jpg", "biden": "biden.jpg", "miranda": "lin-manuel-miranda.png"}
+OBAMA_CHECK_INS = [
+    "obama2.jpg",
+    "obama3.jpg",
+    "obama_rgba.png",
+    "obama-240p.jpg",
+    "obama_partial_face.jpg",
+]
+
+
+def photo(name: str) -> bytes:
+    return (FACES / name).read_bytes()
+
+
+def png(image: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, "PNG")
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def templates() -> dict[str, bytes]:
+    """Stored-form templates of the three enrollment photos, as the worker computes them."""
+    from worker.face_pipeline import ENROLL_MIN_FACE_PX, decode_image, encode_single_face
+
+    return {
+        who: encoding_to_bytes(encode_single_face(decode_image(photo(name)), ENROLL_MIN_FACE_PX)[0])
+        for who, name in ENROLL.items()
+    }
+
+
+@pytest.fixture
+def people(make_user):
+    return {who: make_user("student", username=who) for who in ENROLL}
+
+
+@pytest.fixture
+def enrolled(db, people, templates):
+    for who, user in people.items():
+        db.add(
+            FaceEnrollment(
+                user_id=user.id,
+                encoding=templates[who],
+                model="dlib_face_recognition_resnet_model_v1",
+                face_px=200,
+                detector_score=2.0,
+            )
+        )
+    db.commit()
+    return people
+
+
+@pytest.fixture
+def exam(db, instructor):
+    test = Exam(owner_id=instructor.id, title="Final exam")
+    db.add(test)
+    db.commit()
+    return test
+
+
+async def submit(client, url: str, headers, data: bytes, name: str = "photo.jpg") -> str:
+    r = await client.post(url, files={"file": (name, data, "image/jpeg")}, headers=headers)
+    assert r.status_code == 202, r.text
+    return r.json()["task_id"]
+
+
+async def finish_all(client, task_ids: list[str], headers) -> list[dict]:
+    return list(
+        await asyncio.gather(*(wait_for_job(client, t, headers, timeout=90) for t in task_ids))
+    )
+
+
+def count(db, model, *where) -> int:
+    db.expire_all()
+    return db.scalar(select(func.count()).select_from(model).where(*where))
+
+
+async def test_enroll_three_students(client, worker, people, admin, auth_for, db, templates):
+    obama = people["obama"]
+    # The student themself, and an admin for the two others.
+    headers = {"obama": auth_for(obama)}
+    headers["biden"] = headers["miranda"] = auth_for(admin)
+    jobs = {
+        who: await submit(client, f"/v1/users/{people[who].id}/faces", headers[who], photo(name))
+        for who, name in ENROLL.items()
+    }
+    done = {who: await wait_for_job(client, jobs[who], headers[who], timeout=90) for who in jobs}
+    for who, job in done.items():
+        assert job["status"] == "succeeded", (who, job, worker.log()[-3000:])
+        result = job["result"]
+        assert set(result) == {"face_id", "model", "quality"}
+        assert result["model"] == "dlib_face_recognition_resnet_model_v1"
+        assert result["quality"]["face_px"] >= 80 and result["quality"]["detector_score"] > 0
+        row = db.get(FaceEnrollment, result["face_id"])
+        assert row.user_id == people[who].id
+        # The worker's template is the pipeline's: the same photo gives the same encoding.
+        stored = encoding_from_bytes(
+            db.scalar(select(FaceEnrollment.encoding).filter_by(id=row.id))
+        )
+        assert np.allclose(stored, encoding_from_bytes(templates[who]), atol=1e-6)
+
+    # Nothing biometric in the job rows, and the photos are gone.
+    for job in db.scalars(select(Job)):
+        assert len(json.dumps(job.params)) < 100 and len(json.dumps(job.result)) < 200
+    assert count(db, FacePhoto) == 0
+    r = await client.get(f"/v1/users/{obama.id}/faces", headers=auth_for(obama))
+    assert r.status_code == 200 and len(r.json()) == 1
+    assert r.json()[0]["id"] == done["obama"]["result"]["face_id"]
+
+
+async def test_obama_checks_in_with_five_photos_and_one_record(
+    client, worker, enrolled, exam, auth_for, db
+):
+    obama = enrolled["obama"]
+    h = auth_for(obama)
+    url = f"/v1/tests/{exam.id}/check-in"
+    task_ids = [await submit(client, url, h, photo(name), name) for name in OBAMA_CHECK_INS]
+    jobs = await finish_all(client, task_ids, h)
+    records = set()
+    for name, job in zip(OBAMA_CHECK_INS, jobs, strict=True):
+        assert job["status"] == "succeeded", (name, job)
+        assert job["result"]["verified"] is True, (name, job["result"])
+        assert job["result"]["distance"] <= 0.5, (name, job["result"])
+        records.add(job["result"]["attendance_id"])
+    # Five successful check-ins, one record.
+    assert len(records) == 1
+    rows = db.scalars(select(Attendance)).all()
+    assert len(rows) == 1
+    row = rows[0]
+    assert (row.test_id, row.user_id, row.status, row.method) == (
+        exam.id,
+        obama.id,
+        "present",
+        "face",
+    )
+    assert row.recorded_by == obama.id and 0 < row.distance <= 0.5
+    assert count(db, FacePhoto) == 0
+    r = await client.get("/v1/attendance", headers=h)
+    assert [(a["id"], a["method"], a["status"]) for a in r.json()] == [(row.id, "face", "present")]
+
+
+async def test_someone_else_is_not_verified(client, worker, enrolled, exam, auth_for, db):
+    obama = enrolled["obama"]
+    h = auth_for(obama)
+    task_id = await submit(client, f"/v1/tests/{exam.id}/check-in", h, photo("biden.jpg"))
+    job = await wait_for_job(client, task_id, h, timeout=90)
+    assert job["status"] == "succeeded", job
+    result = job["result"]
+    assert result["verified"] is False
+    assert result["reason"] == "not_a_match"
+    assert result["distance"] > 0.6
+    assert count(db, Attendance) == 0
+    assert count(db, FacePhoto) == 0
+
+
+async def test_class_photo_marks_biden_and_obama_present(
+    client, worker, enrolled, make_user, exam, instructor, auth_for, db
+):
+    make_user("student")  # a student without an enrollment is simply not a candidate
+    h = auth_for(instructor)
+    task_id = await submit(
+        client, f"/v1/tests/{exam.id}/attendance/photo", h, photo("two_people.jpg")
+    )
+    job = await wait_for_job(client, task_id, h, timeout=90)
+    assert job["status"] == "succeeded", job
+    result = job["result"]
+    # manifest.json lists the two people in the wrong order: compare sets.
+    matched = {m["user_id"]: m["distance"] for m in result["matched"]}
+    assert set(matched) == {enrolled["obama"].id, enrolled["biden"].id}
+    assert all(d < 0.6 for d in matched.values())
+    assert result["unknown_faces"] == 0 and result["faces"] == 2
+    rows = db.scalars(select(Attendance).order_by(Attendance.user_id)).all()
+    assert {r.user_id for r in rows} == set(matched)
+    for r in rows:
+        assert (r.test_id, r.status, r.method) == (exam.id, "present", "face")
+        assert r.recorded_by == instructor.id
+        assert r.distance == pytest.approx(matched[r.user_id], abs=1e-4)
+    assert count(db, FacePhoto) == 0
+
+
+def _tiny_face_photo(face_px: int) -> bytes:
+    face = Image.open(FACES / "obama.jpg").convert("RGB")
+    scale = face_px / 267  # obama.jpg's face box is ~267 px
+    face = face.resize((round(face.width * scale), round(face.height * scale)))
+    canvas = Image.new("RGB", (640, 480), (120, 120, 120))
+    canvas.paste(face, (200, 120))
+    return png(canvas)
+
+
+async def test_unusable_photos_fail_with_clear_codes_and_the_worker_goes_on(
+    client, worker, student, exam, auth_for, db
+):
+    jpeg = photo("obama.jpg")
+    gradient = np.tile(np.linspace(0, 255, 800, dtype=np.uint8), (600, 1))
+    cases = {
+        "bad_image": [
+            b"",  # zero bytes
+            jpeg[: len(jpeg) // 2],  # corrupted: cut in half
+            b"name,score\nalice,10\n",  # not an image
+        ],
+        # 100 megapixels in a few KB: refused from the header, never decoded.
+        "image_too_large": [png(Image.new("1", (10_000, 10_000)))],
+        "no_face": [png(Image.fromarray(gradient))],
+        "multiple_faces": [photo("two_people.jpg")],
+        "face_too_small": [_tiny_face_photo(50)],
+    }
+    h = auth_for(student)
+    url = f"/v1/users/{student.id}/faces"
+    submitted = [
+        (code, await submit(client, url, h, data))
+        for code, blobs in cases.items()
+        for data in blobs
+    ]
+    assert len(cases["image_too_large"][0]) < 100_000
+    good = await submit(client, url, h, photo("obama.jpg"))
+    jobs = await finish_all(client, [t for _, t in submitted] + [good], h)
+    for (code, _), job in zip(submitted, jobs, strict=False):
+        assert job["status"] == "failed", (code, job)
+        assert job["error"]["code"] == code, (code, job)
+        assert job["error"]["message"]
+    assert jobs[-1]["status"] == "succeeded", jobs[-1]
+    assert count(db, FaceEnrollment) == 1
+    assert count(db, FacePhoto) == 0  # failed jobs delete their photo too
+
+    # A check-in photo without a face fails the same way and records nothing.
+    task_id = await submit(client, f"/v1/tests/{exam.id}/check-in", h, cases["no_face"][0])
+    job = await wait_for_job(client, task_id, h, timeout=90)
+    assert job["status"] == "failed" and job["error"]["code"] == "no_face"
+    assert count(db, Attendance) == 0
+
+
+async def test_a_photo_deleted_before_its_job_runs(isolated, app, worker, student, auth_for, db):
+    # An API on a Redis prefix no worker listens to: the enrollment stays queued...
+    parked, _, _ = await isolated()
+    h = auth_for(student)
+    url = f"/v1/users/{student.id}/faces"
+    task_id = await submit(parked, url, h, photo("obama.jpg"))
+    # ...while the student deletes their face data, photo included.
+    assert (await parked.delete(url, headers=h)).status_code == 204
+    # Then the message reaches the worker after all: the job fails and writes nothing.
+    app.state.resources.publisher.publish("faces.enroll", uuid.UUID(task_id))
+    job = await wait_for_job(parked, task_id, h, timeout=90)
+    assert job["status"] == "failed" and job["error"]["code"] == "photo_missing", job
+    assert count(db, FaceEnrollment) == 0
+
+
+async def test_kept_photos(isolated, worker, settings, student, exam, auth_for, db):
+    # An API with KEEP_FACE_PHOTOS, on the shared worker's queue.
+    client, _, _ = await isolated(keep_face_photos=True, redis_key_prefix=settings.redis_key_prefix)
+    h = auth_for(student)
+    url = f"/v1/users/{student.id}/faces"
+    job = await wait_for_job(client, await submit(client, url, h, photo("obama.jpg")), h)
+    assert job["status"] == "succeeded", job
+    face = db.get(FaceEnrollment, job["result"]["face_id"])
+    assert face.photo_id is not None
+    assert db.get(FacePhoto, face.photo_id).data == photo("obama.jpg")
+    r = await client.get(url, headers=h)
+    assert r.json()[0]["photo_kept"] is True
+    check_in = await submit(client, f"/v1/tests/{exam.id}/check-in", h, photo("obama2.jpg"))
+    assert (await wait_for_job(client, check_in, h))["result"]["verified"] is True
+    assert count(db, FacePhoto) == 2
+    # Deleting the face data removes the templates and every kept photo.
+    assert (await client.delete(url, headers=h)).status_code == 204
+    assert count(db, FaceEnrollment) == 0 and count(db, FacePhoto) == 0

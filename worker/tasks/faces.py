@@ -1,0 +1,316 @@
+"""Face jobs on the biometrics queue: enrollment, check-in by photo, class-photo attendance.
+
+Each job's params hold ids only; the photo waits in `face_photos`. A job reads it, does the face
+work outside any transaction, then writes its results, deletes the photo (unless it arrived
+under KEEP_FACE_PHOTOS) and marks itself succeeded in one final transaction. A job that fails
+(unusable photo, canceled, timed out, crashed) deletes the photo too; only a transient outage,
+which is retried, leaves it for the next attempt. Neither encodings nor photo bytes are ever
+logged or put in a job's params or result.
+
+Photo problems fail the job with the pipeline's codes: bad_image, image_too_large, no_face,
+multiple_faces, face_too_small. photo_missing: the photo was deleted meanwhile (with its user,
+its test, or by DELETE /v1/users/{id}/faces).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import numpy.typing as npt
+import structlog
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from common import faces
+from common.models import Attendance, FaceEnrollment, FacePhoto, Test, User
+from worker import face_pipeline as fp
+from worker.app import app, settings
+from worker.jobs import TRANSIENT_ERRORS, JobContext, JobFailed, run_job
+from worker.runtime import db
+
+log = structlog.get_logger(__name__)
+
+# Photos of jobs that never ended (e.g. the database was down when they failed) are swept
+# after this long by the next face job.
+STALE_PHOTO_AGE = timedelta(hours=24)
+TASK_OPTIONS = {
+    "bind": True,
+    "acks_late": True,
+    "soft_time_limit": settings.face_task_soft_time_limit,
+    "time_limit": settings.face_task_time_limit,
+}
+
+Body = Callable[[JobContext, int], None]
+
+
+def _photo_job(body: Body) -> Callable[[JobContext], None]:
+    """Run `body(ctx, photo_id)`; when the job ends without success, the photo goes too."""
+
+    def run(ctx: JobContext) -> None:
+        photo_id = int(ctx.params["photo_id"])
+        try:
+            body(ctx, photo_id)
+        except TRANSIENT_ERRORS:
+            raise  # retried: the next attempt needs the photo
+        except BaseException:
+            with contextlib.suppress(Exception), db().transaction() as session:
+                session.execute(
+                    delete(FacePhoto).where(FacePhoto.id == photo_id, FacePhoto.keep.is_(False))
+                )
+            raise
+
+    return run
+
+
+def _load_photo(photo_id: int) -> bytes:
+    with db().transaction() as session:
+        data = session.scalar(select(FacePhoto.data).where(FacePhoto.id == photo_id))
+    if data is None:
+        raise JobFailed("photo_missing", "The photo was deleted before it was processed.")
+    return bytes(data)
+
+
+def _decode(photo_id: int) -> fp.RGBImage:
+    try:
+        return fp.decode_image(_load_photo(photo_id), settings.face_max_image_pixels)
+    except fp.FaceError as exc:
+        raise JobFailed(exc.code, exc.message) from exc
+
+
+def _claim_photo(session: Session, photo_id: int) -> bool:
+    """In the final transaction: lock the photo (a concurrent delete of the user's face data
+    waits for this transaction, or wins and this job writes nothing). Returns whether the photo
+    is to be kept."""
+    keep = session.scalar(select(FacePhoto.keep).where(FacePhoto.id == photo_id).with_for_update())
+    if keep is None:
+        raise JobFailed("photo_missing", "The photo was deleted before it was processed.")
+    return bool(keep)
+
+
+def _release_photo(session: Session, photo_id: int, keep: bool) -> None:
+    if not keep:
+        session.execute(delete(FacePhoto).where(FacePhoto.id == photo_id))
+    # Photos of jobs that never ended (e.g. the database was down when they failed).
+    session.execute(
+        delete(FacePhoto).where(
+            FacePhoto.keep.is_(False), FacePhoto.created_at < datetime.now(UTC) - STALE_PHOTO_AGE
+        )
+    )
+
+
+def _record_present(
+    session: Session, *, test_id: int, user_id: int, distance: float, recorded_by: int | None
+) -> int:
+    """Upsert `present` by face: one record per student and test, whatever the order."""
+    values = {
+        "status": "present",
+        "method": "face",
+        "distance": distance,
+        "recorded_by": recorded_by,
+    }
+    stmt = (
+        insert(Attendance)
+        .values(test_id=test_id, user_id=user_id, **values)
+        .on_conflict_do_update(
+            index_elements=[Attendance.test_id, Attendance.user_id],
+            set_={**values, "updated_at": func.now()},
+        )
+        .returning(Attendance.id)
+    )
+    return int(session.execute(stmt).scalar_one())
+
+
+def _require_test(session: Session, test_id: int) -> None:
+    if session.scalar(select(Test.id).where(Test.id == test_id)) is None:
+        raise JobFailed("test_not_found", "The test was deleted.")
+
+
+def _enrollments(session: Session, user_ids: list[int] | None) -> dict[int, list[bytes]]:
+    """Stored encodings of the current model, by user; all active students when None."""
+    query = (
+        select(FaceEnrollment.user_id, FaceEnrollment.encoding)
+        .join(User, User.id == FaceEnrollment.user_id)
+        .where(FaceEnrollment.model == fp.MODEL_NAME, User.role == "student", User.is_active)
+        .order_by(FaceEnrollment.user_id, FaceEnrollment.id)
+    )
+    if user_ids is not None:
+        query = query.where(FaceEnrollment.user_id.in_(user_ids))
+    out: dict[int, list[bytes]] = {}
+    for user_id, encoding in session.execute(query):
+        out.setdefault(user_id, []).append(bytes(encoding))
+    return out
+
+
+def _gallery(encodings: list[bytes]) -> npt.NDArray[np.float64]:
+    return np.stack([faces.encoding_from_bytes(e) for e in encodings])
+
+
+def _round(distance: float) -> float:
+    return round(distance, 4)
+
+
+# -- enrollment ----------------------------------------------------------------------------
+
+
+def _enroll(ctx: JobContext, photo_id: int) -> None:
+    user_id = int(ctx.params["user_id"])
+    image = _decode(photo_id)
+    try:
+        encoding, quality = fp.encode_single_face(image, fp.ENROLL_MIN_FACE_PX)
+    except fp.FaceError as exc:
+        raise JobFailed(exc.code, exc.message) from exc
+    del image
+    with ctx.finish() as session:
+        # The user first, then the photo: the order in which deleting a user locks them.
+        user = session.scalar(select(User).where(User.id == user_id).with_for_update())
+        if user is None:
+            raise JobFailed("user_not_found", "The user was deleted.")
+        keep = _claim_photo(session, photo_id)
+        count = session.scalar(
+            select(func.count())
+            .select_from(FaceEnrollment)
+            .where(FaceEnrollment.user_id == user_id)
+        )
+        if (count or 0) >= settings.face_max_enrollments:
+            raise JobFailed(
+                "too_many_enrollments",
+                f"At most {settings.face_max_enrollments} face enrollments per user.",
+            )
+        row = FaceEnrollment(
+            user_id=user_id,
+            encoding=faces.encoding_to_bytes(encoding),
+            model=fp.MODEL_NAME,
+            face_px=quality.face_px,
+            detector_score=quality.detector_score,
+            photo_id=photo_id if keep else None,
+        )
+        session.add(row)
+        session.flush()
+        _release_photo(session, photo_id, keep)
+        ctx.set_result(
+            {
+                "face_id": row.id,
+                "model": fp.MODEL_NAME,
+                "quality": {
+                    "face_px": quality.face_px,
+                    "detector_score": round(quality.detector_score, 3),
+                },
+            }
+        )
+
+
+# -- check-in ------------------------------------------------------------------------------
+
+
+def _check_in(ctx: JobContext, photo_id: int) -> None:
+    user_id, test_id = int(ctx.params["user_id"]), int(ctx.params["test_id"])
+    image = _decode(photo_id)
+    try:
+        encoding, _ = fp.encode_single_face(image, fp.DEFAULT_MIN_FACE_PX)
+    except fp.FaceError as exc:
+        raise JobFailed(exc.code, exc.message) from exc
+    del image
+    with db().transaction() as session:
+        enrolled = _enrollments(session, [user_id]).get(user_id)
+    if not enrolled:
+        raise JobFailed("not_enrolled", "The student has no face enrollment.")
+    verdict = faces.verify(encoding, _gallery(enrolled), settings.face_tolerance)
+    with ctx.finish() as session:
+        keep = _claim_photo(session, photo_id)
+        if verdict.verified:
+            _require_test(session, test_id)
+            attendance_id = _record_present(
+                session,
+                test_id=test_id,
+                user_id=user_id,
+                distance=verdict.distance,
+                recorded_by=user_id,
+            )
+            ctx.set_result(
+                {
+                    "verified": True,
+                    "distance": _round(verdict.distance),
+                    "attendance_id": attendance_id,
+                }
+            )
+        else:
+            ctx.set_result(
+                {
+                    "verified": False,
+                    "distance": _round(verdict.distance),
+                    "reason": "not_a_match",
+                    "tolerance": settings.face_tolerance,
+                }
+            )
+        _release_photo(session, photo_id, keep)
+
+
+# -- class photo ---------------------------------------------------------------------------
+
+
+def candidate_ids(session: Session, test_id: int) -> list[int] | None:
+    """The students a class photo of this test is matched against: None = every student."""
+    return None
+
+
+def _class_photo(ctx: JobContext, photo_id: int) -> None:
+    test_id = int(ctx.params["test_id"])
+    image = _decode(photo_id)
+    found = fp.encode_all_faces(image)
+    del image
+    if not found:
+        raise JobFailed("no_face", "No face found in the class photo.")
+    ctx.check_canceled()
+    with db().transaction() as session:
+        _require_test(session, test_id)
+        enrolled = _enrollments(session, candidate_ids(session, test_id))
+    candidates = {uid: _gallery(encs) for uid, encs in enrolled.items()}
+    matches, unknown = faces.assign_faces(found, candidates, settings.face_tolerance)
+    with ctx.finish() as session:
+        keep = _claim_photo(session, photo_id)
+        _require_test(session, test_id)
+        present = {
+            row[0]
+            for row in session.execute(
+                select(User.id).where(User.id.in_([m.user_id for m in matches]))
+            )
+        }
+        matched = [m for m in matches if m.user_id in present]  # not deleted meanwhile
+        for m in matched:
+            _record_present(
+                session,
+                test_id=test_id,
+                user_id=m.user_id,
+                distance=m.distance,
+                recorded_by=ctx.owner_id,
+            )
+        ctx.set_result(
+            {
+                "matched": [
+                    {"user_id": m.user_id, "distance": _round(m.distance)}
+                    for m in sorted(matched, key=lambda m: m.user_id)
+                ],
+                "unknown_faces": unknown + len(matches) - len(matched),
+                "faces": len(found),
+            }
+        )
+        _release_photo(session, photo_id, keep)
+
+
+@app.task(name="faces.enroll", **TASK_OPTIONS)
+def enroll(self, job_id: str) -> None:  # type: ignore[no-untyped-def]
+    run_job(self, job_id, _photo_job(_enroll))
+
+
+@app.task(name="faces.check_in", **TASK_OPTIONS)
+def check_in(self, job_id: str) -> None:  # type: ignore[no-untyped-def]
+    run_job(self, job_id, _photo_job(_check_in))
+
+
+@app.task(name="faces.class_photo", **TASK_OPTIONS)
+def class_photo(self, job_id: str) -> None:  # type: ignore[no-untyped-def]
+    run_job(self, job_id, _photo_job(_class_photo))
