@@ -134,17 +134,6 @@ class Settings(BaseSettings):
     submission_import_max_bytes: int = Field(10 * 1024 * 1024, ge=1024, le=100 * 1024 * 1024)
     regrade_batch_size: int = Field(10_000, ge=100, le=1_000_000)
 
-    # Faces (attendance by face). A face matches when its distance to an enrollment is at most
-    # FACE_TOLERANCE (face_recognition's default 0.6; same person 0.04-0.43 on the shared photos,
-    # different people 0.70+). Uploads are read up to FACE_UPLOAD_MAX_BYTES and handed to the
-    # biometrics worker through the database; the worker deletes each photo when its job ends
-    # unless KEEP_FACE_PHOTOS. Images over FACE_MAX_IMAGE_PIXELS are refused before decoding.
-    face_tolerance: float = Field(0.6, gt=0, le=2)
-    face_upload_max_bytes: int = Field(10 * 1024 * 1024, ge=1024, le=100 * 1024 * 1024)
-    face_max_image_pixels: int = Field(50_000_000, ge=10_000, le=200_000_000)
-    face_max_enrollments: int = Field(10, ge=1, le=100)
-    keep_face_photos: bool = False
-
     # Logs: JSON for machines (default), console for a developer's terminal.
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
