@@ -17,10 +17,19 @@ QUIET_PATHS = frozenset({"/health/live", "/metrics"})
 
 
 def _route_template(scope: Scope) -> str:
+    """The matched route's template with its router prefixes, e.g. /v1/users/{user_id}."""
     route = scope.get("route")
-    path = getattr(route, "path_format", None) or getattr(route, "path", None)
-    # Unmatched paths share one label, so random URLs cannot explode the metric's cardinality.
-    return str(path) if path else "<unmatched>"
+    template = getattr(route, "path_format", None) or getattr(route, "path", None)
+    if not template:
+        # Unmatched paths share one label, so random URLs cannot explode the cardinality.
+        return "<unmatched>"
+    # Included routers keep their own relative path; the prefix is what precedes it.
+    actual = scope["path"].rstrip("/").split("/")
+    relative = str(template).rstrip("/").split("/")
+    extra = len(actual) - len(relative)
+    if extra <= 0:
+        return str(template)
+    return "/".join(actual[: 1 + extra] + relative[1:])
 
 
 class ObservabilityMiddleware:
