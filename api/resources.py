@@ -8,6 +8,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from api.cache import ResponseCache
 from api.ratelimit import RateLimiter
 from common.celery_config import make_celery
 from common.db import AsyncDatabase
@@ -23,24 +24,26 @@ class Resources:
     celery: Any
     publisher: CeleryPublisher
     rate_limiter: RateLimiter
+    cache: ResponseCache
     # Domains add readiness checks here (e.g. storage); /health runs them all.
     extra_health_checks: dict[str, Callable[[], Awaitable[Any]]] = field(default_factory=dict)
 
     @classmethod
     def create(cls, settings: Settings) -> Resources:
         celery = make_celery(settings, main="mcq-api")
+        redis = aioredis.Redis.from_url(
+            settings.redis_url, socket_connect_timeout=1, socket_timeout=1, health_check_interval=15
+        )
         return cls(
             settings=settings,
             db=AsyncDatabase(settings),
-            redis=aioredis.Redis.from_url(
-                settings.redis_url,
-                socket_connect_timeout=1,
-                socket_timeout=1,
-                health_check_interval=15,
-            ),
+            redis=redis,
             celery=celery,
             publisher=CeleryPublisher(celery),
             rate_limiter=RateLimiter(settings),
+            cache=ResponseCache(
+                redis, settings.redis_key_prefix, settings.cache_ttl_seconds, settings.cache_enabled
+            ),
         )
 
     async def close(self) -> None:

@@ -148,6 +148,10 @@ class Settings(BaseSettings):
     rate_limit_login_ip: str = "1200/minute"
     rate_limit_login_failures: str = "5/15minutes"
 
+    # Response cache for frequent reads (test lists, test detail per audience, statistics).
+    cache_enabled: bool = True
+    cache_ttl_seconds: int = Field(300, ge=1, le=86_400)
+
     # Observability: /metrics is open unless a token is set (then: Authorization: Bearer ...).
     metrics_token: SecretStr | None = None
     health_check_timeout: float = Field(1.5, gt=0, le=10)

@@ -1,0 +1,36 @@
+"""Cache keys and invalidation shared by the API and the worker.
+
+Entries are versioned instead of deleted: a write bumps the version of what it changed (a test,
+or the generation of all test lists), and readers build keys with the current versions, so a
+stale entry is never found again and simply expires. The worker bumps too (a regrade changes a
+test's statistics), through the synchronous client.
+"""
+
+from __future__ import annotations
+
+import redis
+
+VERSION_TTL_SECONDS = 7 * 24 * 3600
+LISTS = "tests:lists"
+
+
+def test_scope(test_id: int) -> str:
+    return f"test:{test_id}"
+
+
+def version_key(prefix: str, scope: str) -> str:
+    return f"{prefix}cache:v:{scope}"
+
+
+def entry_key(prefix: str, name: str, versions: dict[str, int], *parts: object) -> str:
+    stamp = ",".join(f"{scope}={versions[scope]}" for scope in sorted(versions))
+    return f"{prefix}cache:e:{name}:{stamp}:" + ":".join(str(p) for p in parts)
+
+
+def bump_sync(client: redis.Redis, prefix: str, *scopes: str) -> None:
+    """Invalidate from sync code (the worker). Errors propagate: the caller decides."""
+    pipe = client.pipeline()
+    for scope in scopes:
+        pipe.incr(version_key(prefix, scope))
+        pipe.expire(version_key(prefix, scope), VERSION_TTL_SECONDS)
+    pipe.execute()
