@@ -329,3 +329,16 @@ async def isolated(
 
     yield build
     await stack.aclose()
+
+
+# Real S3 (moto server) and clamd for the storage, files and scanning tests; the fixtures live
+# in tests/storage_servers.py, registered here for every directory.
+from storage_servers import (  # noqa: E402, F401
+    boto_session,
+    clamd,
+    clamd_server,
+    eicar,
+    moto_endpoint,
+    pdf_bytes,
+    s3_bucket,
+)
