@@ -10,7 +10,7 @@ from fastapi_offline import FastAPIOffline
 
 from api.errors import install_error_handlers
 from api.resources import Resources
-from api.routers import attendance, auth, faces, health, tasks, users
+from api.routers import attendance, auth, faces, files, health, tasks, users
 from common.logging import configure_logging
 from common.settings import Settings, get_settings
 
@@ -29,6 +29,7 @@ TAGS = [
     {"name": "tasks", "description": "Background jobs and their status."},
     {"name": "attendance", "description": "Attendance records, by hand or by face."},
     {"name": "faces", "description": "Face enrollment, check-in by photo, class photos."},
+    {"name": "files", "description": "Uploads, scanned in the background; signed downloads."},
     {"name": "health", "description": "Liveness and readiness probes."},
 ]
 
@@ -56,7 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
 
     v1 = APIRouter(prefix="/v1")
-    for module in (auth, users, tasks, attendance, faces):
+    for module in (auth, users, tasks, attendance, faces, files):
         v1.include_router(module.router)
     app.include_router(v1)
     app.include_router(health.router)

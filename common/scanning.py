@@ -17,6 +17,7 @@ import socket
 import struct
 import warnings
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, Literal
 
@@ -179,7 +180,7 @@ def check_image(
     from PIL import Image
 
     fp = io.BytesIO(source) if isinstance(source, bytes | bytearray | memoryview) else source
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _refuse_truncated_images():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             with Image.open(fp, formats=list(formats) if formats else None) as im:
@@ -199,6 +200,21 @@ def check_image(
             raise ImageRejected(TOO_MANY_PIXELS, str(exc)[:200]) from None
         except Exception as exc:  # hostile input makes Pillow raise almost anything
             raise ImageRejected(UNDECODABLE_IMAGE, f"{type(exc).__name__}: {exc}"[:200]) from None
+
+
+@contextmanager
+def _refuse_truncated_images() -> Iterator[None]:
+    """face_recognition sets Pillow's process-wide LOAD_TRUNCATED_IMAGES to True when imported
+    (as in a worker that also runs face tasks): a cut-off file would then "decode" with a
+    grey-filled tail. Workers are single-threaded prefork children: nothing races with this."""
+    from PIL import ImageFile
+
+    previous = ImageFile.LOAD_TRUNCATED_IMAGES
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    try:
+        yield
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = previous
 
 
 def scan(

@@ -13,12 +13,15 @@ charset so that a key can never name a path outside the local root or another S3
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import hashlib
 import os
 import re
 import secrets
 import tempfile
 from collections.abc import AsyncIterable, Callable, Iterable, Iterator
+from concurrent.futures import Executor
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -154,11 +157,14 @@ async def write_async(
     *,
     max_size: int | None = None,
     content_type: str | None = None,
+    executor: Executor | None = None,
 ) -> StoredObject:
     """Stream an async body (e.g. `request.stream()`) into storage from a worker thread.
 
     The thread pulls one chunk at a time from the event loop, so the body is never buffered
-    and a TooLarge stops reading the request at the limit.
+    and a TooLarge stops reading the request at the limit. The thread is busy for as long as
+    the client takes to send the body: pass a dedicated `executor` so that slow uploads cannot
+    exhaust the loop's default one (which also serves `asyncio.to_thread`, a handful of threads).
     """
     loop = asyncio.get_running_loop()
     ait = aiter(chunks)
@@ -167,9 +173,12 @@ async def write_async(
         while (chunk := asyncio.run_coroutine_threadsafe(_anext(ait), loop).result()) is not None:
             yield chunk
 
-    return await asyncio.to_thread(
+    call = functools.partial(
         storage.write, key, pull(), max_size=max_size, content_type=content_type
     )
+    if executor is None:
+        return await asyncio.to_thread(call)
+    return await loop.run_in_executor(executor, contextvars.copy_context().run, call)
 
 
 async def _anext(ait: Any) -> bytes | None:

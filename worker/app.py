@@ -18,7 +18,11 @@ from worker import runtime
 
 settings = get_settings()
 app = make_celery(settings, main="mcq-worker")
-app.conf.include = ["worker.tasks.diagnostics", "worker.tasks.faces"]
+app.conf.include = [
+    "worker.tasks.diagnostics",
+    "worker.tasks.files",
+    "worker.tasks.faces",
+]
 
 
 @signals.setup_logging.connect

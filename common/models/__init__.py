@@ -5,6 +5,7 @@ from common.models.auth import AuthSession
 from common.models.base import Base
 from common.models.diagnostics import EchoRecord
 from common.models.faces import FaceEnrollment, FacePhoto
+from common.models.files import FileDeletion, StoredFile
 from common.models.jobs import Job
 from common.models.tests import Option, Question, Test
 from common.models.users import Role, User
@@ -16,10 +17,12 @@ __all__ = [
     "EchoRecord",
     "FaceEnrollment",
     "FacePhoto",
+    "FileDeletion",
     "Job",
     "Option",
     "Question",
     "Role",
+    "StoredFile",
     "Test",
     "User",
 ]

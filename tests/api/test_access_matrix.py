@@ -44,6 +44,13 @@ ACCESS: dict[tuple[str, str], tuple[int, int, int, int]] = {
     ("DELETE", "/v1/users/{user_id}/faces/{face_id}"): (401, 204, 403, 204),
     ("POST", "/v1/tests/{test_id}/check-in"): (401, 422, 403, 409),
     ("POST", "/v1/tests/{test_id}/attendance/photo"): (401, 403, 403, 422),
+    # Files. {filename}: the student's own file, still pending its scan (downloads are 409),
+    # attached to a test of another instructor. No body: the upload answers 415.
+    ("POST", "/v1/files/upload"): (401, 415, 415, 415),
+    ("GET", "/v1/files"): (401, 200, 200, 200),
+    ("GET", "/v1/files/{filename}"): (401, 409, 404, 409),
+    ("GET", "/v1/files/{filename}/info"): (401, 200, 404, 200),
+    ("DELETE", "/v1/files/{filename}"): (401, 204, 404, 204),
 }
 
 
@@ -83,6 +90,29 @@ def _attendance_fill(db, make_user, student) -> dict[str, int]:
     return {"test_id": test.id, "attendance_id": record.id, "face_id": face.id}
 
 
+def _files_fill(db, make_user, student) -> dict[str, str]:
+    from common.models import StoredFile, Test
+
+    other = make_user("instructor")
+    test = Test(owner_id=other.id, title="Someone else's test")
+    db.add(test)
+    db.flush()
+    key = uuid.uuid4().hex
+    db.add(
+        StoredFile(
+            key=key,
+            owner_id=student.id,
+            test_id=test.id,
+            original_name="notes.txt",
+            size=1,
+            content_type="text/plain",
+            sha256="0" * 64,
+        )
+    )
+    db.commit()
+    return {"filename": key}
+
+
 @pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize(("method", "path"), sorted(ACCESS))
 async def test_route_access(request, client, make_user, auth_for, method, path, role):
@@ -91,6 +121,8 @@ async def test_route_access(request, client, make_user, auth_for, method, path, 
     if "{attendance_id}" in path or "{face_id}" in path or path in ATTENDANCE_TEST_PATHS:
         extra = _attendance_fill(request.getfixturevalue("db"), make_user, student)
         fill = {**extra, **fill}
+    elif path.startswith("/v1/files/{filename}"):
+        fill = {**_files_fill(request.getfixturevalue("db"), make_user, student), **fill}
     if role == "anonymous":
         headers = {}
     elif role == "student":

@@ -1,0 +1,246 @@
+"""Incremental multipart/form-data parsing over an ASGI request stream.
+
+FastAPI's `UploadFile` reads the whole body (spooling it to disk) before the route runs, so a
+size limit would be checked only after the bytes arrived. `StreamingForm` feeds the body to
+python-multipart's push parser chunk by chunk instead: the file field comes out as a stream of
+chunks while the body arrives, limits are enforced as bytes come in, and small text fields
+are collected on the way. Memory stays bounded by one network chunk.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from python_multipart.exceptions import FormParserError
+from python_multipart.multipart import MultipartParser, parse_options_header
+
+from api.errors import Unprocessable, UnsupportedMediaType
+from common.storage import TooLarge
+
+MAX_HEADER_BYTES = 8 * 1024  # all headers of one part together
+
+
+@dataclass(frozen=True)
+class FilePart:
+    field: str
+    filename: str | None  # as sent (UTF-8 decoded); sanitize before use
+    content_type: str | None  # as claimed by the client; never trusted for the type decision
+
+
+def boundary_of(content_type: str | None) -> bytes:
+    """The boundary of a multipart/form-data Content-Type; 415 for anything else."""
+    kind, params = parse_options_header(content_type or "")
+    if kind != b"multipart/form-data":
+        raise UnsupportedMediaType(
+            "send the file as multipart/form-data",
+            code="multipart_required",
+            details={"content_type": (content_type or "")[:100] or None},
+        )
+    boundary = params.get(b"boundary", b"")
+    if not boundary or len(boundary) > 200:
+        raise Unprocessable("multipart/form-data without a valid boundary", code="bad_multipart")
+    return boundary
+
+
+def _field_error(field: str, message: str, code: str = "validation_error") -> Unprocessable:
+    return Unprocessable(
+        f"{field}: {message}", code=code, details=[{"path": field, "message": message}]
+    )
+
+
+class StreamingForm:
+    """One file field streamed out, plus small text fields, from a multipart body.
+
+    Use `await read_head(n)` to get the first bytes of the file (to sniff its type before
+    storing anything), then iterate `file_chunks()`, which yields the rest of the file and
+    reads the body to its end, so that text fields sent after the file are collected too.
+    Raises TooLarge past `max_file_size` (file) or `max_body_size` (whole body),
+    Unprocessable for a malformed, truncated or unexpected body.
+    """
+
+    def __init__(
+        self,
+        body: AsyncIterator[bytes],
+        content_type: str | None,
+        *,
+        file_field: str,
+        text_fields: dict[str, int],  # name -> maximum length in bytes
+        max_file_size: int,
+        max_body_size: int,
+        max_parts: int = 8,
+    ) -> None:
+        self._body = body
+        self._parser = MultipartParser(
+            boundary_of(content_type),
+            callbacks={
+                "on_part_begin": self._on_part_begin,
+                "on_header_field": self._on_header_field,
+                "on_header_value": self._on_header_value,
+                "on_header_end": self._on_header_end,
+                "on_headers_finished": self._on_headers_finished,
+                "on_part_data": self._on_part_data,
+                "on_part_end": self._on_part_end,
+                "on_end": self._on_end,
+            },
+        )
+        self.file_field = file_field
+        self.text_fields = text_fields
+        self.max_file_size = max_file_size
+        self.max_body_size = max_body_size
+        self.max_parts = max_parts
+        self.fields: dict[str, str] = {}
+        self.file: FilePart | None = None
+        self.file_size = 0
+        self.body_size = 0
+        self._pending: deque[bytes] = deque()
+        self._parts = 0
+        self._headers: dict[str, bytes] = {}
+        self._header_name = bytearray()
+        self._header_value = bytearray()
+        self._header_bytes = 0
+        self._current: str | None = None  # "file", a text field's name, or None
+        self._text = bytearray()
+        self._file_done = False
+        self._body_done = False
+        self._ended = False
+
+    # python-multipart callbacks -------------------------------------------------------------
+
+    def _on_part_begin(self) -> None:
+        self._parts += 1
+        if self._parts > self.max_parts:
+            raise Unprocessable("too many form fields", code="bad_multipart")
+        self._headers, self._header_bytes, self._current = {}, 0, None
+
+    def _on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self._grow_header(end - start)
+        self._header_name += data[start:end]
+
+    def _on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self._grow_header(end - start)
+        self._header_value += data[start:end]
+
+    def _grow_header(self, n: int) -> None:
+        self._header_bytes += n
+        if self._header_bytes > MAX_HEADER_BYTES:
+            raise Unprocessable("multipart part headers too large", code="bad_multipart")
+
+    def _on_header_end(self) -> None:
+        name = bytes(self._header_name).decode("latin-1").strip().lower()
+        self._headers[name] = bytes(self._header_value).strip()
+        self._header_name, self._header_value = bytearray(), bytearray()
+
+    def _on_headers_finished(self) -> None:
+        # Latin-1 maps bytes to code points one to one, so the raw (UTF-8) bytes survive.
+        disposition, params = parse_options_header(
+            self._headers.get("content-disposition", b"").decode("latin-1")
+        )
+        name_b = params.get(b"name")
+        if disposition != b"form-data" or name_b is None:
+            raise Unprocessable(
+                "every multipart part needs Content-Disposition: form-data; name=…",
+                code="bad_multipart",
+            )
+        name = name_b.decode("utf-8", "replace")
+        if name == self.file_field:
+            if self.file is not None:
+                raise _field_error(name, "send exactly one file")
+            raw_filename = params.get(b"filename")
+            raw_type = self._headers.get("content-type")
+            self.file = FilePart(
+                field=name,
+                filename=raw_filename.decode("utf-8", "replace") if raw_filename else None,
+                content_type=raw_type.decode("latin-1")[:200] if raw_type else None,
+            )
+            self._current = "file"
+        elif name in self.text_fields:
+            if name in self.fields:
+                raise _field_error(name, "sent twice")
+            self._current, self._text = name, bytearray()
+        else:
+            raise _field_error(name[:64], "unknown form field", code="unknown_field")
+
+    def _on_part_data(self, data: bytes, start: int, end: int) -> None:
+        if start == end:
+            return
+        if self._current == "file":
+            self.file_size += end - start
+            if self.file_size > self.max_file_size:
+                raise TooLarge(self.max_file_size)
+            self._pending.append(bytes(data[start:end]))
+        elif self._current is not None:
+            self._text += data[start:end]
+            if len(self._text) > self.text_fields[self._current]:
+                raise _field_error(self._current, "too long")
+
+    def _on_part_end(self) -> None:
+        if self._current == "file":
+            self._file_done = True
+        elif self._current is not None:
+            try:
+                self.fields[self._current] = self._text.decode("utf-8")
+            except UnicodeDecodeError:
+                raise _field_error(self._current, "not UTF-8 text") from None
+        self._current = None
+
+    def _on_end(self) -> None:
+        self._ended = True
+
+    # Reading ---------------------------------------------------------------------------------
+
+    async def _pump(self) -> None:
+        """Feed the next body chunk to the parser (callbacks fill _pending and fields)."""
+        try:
+            chunk = await anext(self._body)
+        except StopAsyncIteration:
+            self._body_done = True
+            return
+        self.body_size += len(chunk)
+        if self.body_size > self.max_body_size:
+            raise TooLarge(self.max_body_size)
+        if self._ended:
+            return  # epilogue after the closing boundary: ignored
+        try:
+            self._parser.write(chunk)
+        except FormParserError as exc:
+            raise Unprocessable(
+                "malformed multipart body", code="bad_multipart", details={"reason": str(exc)}
+            ) from None
+
+    async def read_head(self, n: int) -> tuple[bytes, bool]:
+        """At least n bytes of the file (fewer if it is shorter), and whether that is all of it.
+        422 when the body ends without a file field."""
+        head = bytearray()
+        while len(head) < n:
+            if self._pending:
+                head += self._pending.popleft()
+            elif self._file_done or self._body_done:
+                break
+            else:
+                await self._pump()
+        if self.file is None:
+            raise _field_error(self.file_field, "missing: send the file in this form field")
+        complete = self._file_done and not self._pending
+        if complete or self._body_done:
+            self._check_complete()
+        return bytes(head), complete
+
+    async def file_chunks(self) -> AsyncIterator[bytes]:
+        """The rest of the file, then the rest of the body (for fields after the file)."""
+        while True:
+            while self._pending:
+                yield self._pending.popleft()
+            if self._body_done:
+                break
+            await self._pump()
+        self._check_complete()
+
+    def _check_complete(self) -> None:
+        # Raised while the storage is still consuming the stream, so a truncated upload is
+        # discarded rather than stored.
+        if self._body_done and not self._ended:
+            raise Unprocessable(
+                "multipart body ended before its closing boundary", code="bad_multipart"
+            )
