@@ -12,14 +12,15 @@ import asyncio
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import suppress
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import structlog
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, event, func, select
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from api.deps import MAX_ID, Page, Principal
 from api.errors import (
@@ -34,7 +35,7 @@ from api.multipart import StreamingForm
 from common import files as files_common
 from common import storage as blobs
 from common.jobs import BrokerUnavailable, Publisher, enqueue
-from common.models import FileDeletion, StoredFile, Test
+from common.models import FileDeletion, Job, StoredFile, Test
 from common.scanning import HEAD_SIZE
 from common.settings import Settings
 from common.signing import SignatureError, SignatureExpired, verify
@@ -194,14 +195,15 @@ async def upload(
         )
         session.add(row)
         # One transaction: the row and its scan job commit together (enqueue commits).
-        job = await enqueue(
-            session,
-            publisher,
-            kind=SCAN_TASK,
-            owner_id=principal.id,
-            params={"key": key},
-            subject=f"file:{key}",
-        )
+        with _linking_scan_job(session, row):
+            await enqueue(
+                session,
+                publisher,
+                kind=SCAN_TASK,
+                owner_id=principal.id,
+                params={"key": key},
+                subject=f"file:{key}",
+            )
     except BrokerUnavailable:
         # The row committed with a failed job: no scan would ever run, so undo the upload.
         await session.rollback()
@@ -214,14 +216,25 @@ async def upload(
         if row is None or not sa_inspect(row).has_identity:  # nothing refers to the blob
             await asyncio.to_thread(storage.delete, key)
         raise
-    try:  # a convenience link for clients; the scan does not depend on it
-        row.scan_job_id = job.id
-        await session.commit()
-    except Exception as exc:
-        log.warning("files.scan_job_link_failed", key=key, error=repr(exc)[:200])
-        await session.rollback()
     log.info("files.uploaded", key=key, size=stored.size, content_type=stored_type)
     return row, link_for(settings, storage, row)
+
+
+@contextmanager
+def _linking_scan_job(session: AsyncSession, row: StoredFile) -> Iterator[None]:
+    """Point row.scan_job_id at the scan job that `enqueue` adds, inside enqueue's own flush,
+    so that the link commits in the same transaction as the row and the job."""
+
+    def link(sync_session: Session, *_: object) -> None:
+        for obj in sync_session.new:
+            if isinstance(obj, Job) and obj.kind == SCAN_TASK and obj.params == {"key": row.key}:
+                row.scan_job = obj
+
+    event.listen(session.sync_session, "before_flush", link)
+    try:
+        yield
+    finally:
+        event.remove(session.sync_session, "before_flush", link)
 
 
 def link_for(settings: Settings, storage: blobs.Storage, row: StoredFile) -> FileLink:

@@ -19,9 +19,10 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, Index, String, func
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from common.models.base import Base, Timestamps
+from common.models.jobs import Job
 
 SCAN_STATUSES = ("pending", "clean", "rejected")
 
@@ -62,6 +63,9 @@ class StoredFile(Timestamps, Base):
         ForeignKey("jobs.id", ondelete="SET NULL")
     )
     scanned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    # Lets one flush insert a new row and its scan job in dependency order (job first).
+    scan_job: Mapped[Job | None] = relationship(lazy="raise")
 
 
 class FileDeletion(Base):
