@@ -10,7 +10,18 @@ from fastapi_offline import FastAPIOffline
 
 from api.errors import install_error_handlers
 from api.resources import Resources
-from api.routers import attendance, auth, faces, files, health, tasks, users
+from api.routers import (
+    attendance,
+    auth,
+    classes,
+    faces,
+    files,
+    health,
+    submissions,
+    tasks,
+    tests,
+    users,
+)
 from common.logging import configure_logging
 from common.settings import Settings, get_settings
 
@@ -27,6 +38,13 @@ TAGS = [
     {"name": "auth", "description": "Log in, rotate tokens, log out."},
     {"name": "users", "description": "Accounts and roles."},
     {"name": "tasks", "description": "Background jobs and their status."},
+    {"name": "tests", "description": "Authoring tests: questions, options, settings, key."},
+    {"name": "classes", "description": "Groups of students that tests are assigned to."},
+    {
+        "name": "submissions",
+        "description": "Attempts, submitting answers, results, bulk regrade and CSV "
+        "import/export, statistics.",
+    },
     {"name": "attendance", "description": "Attendance records, by hand or by face."},
     {"name": "faces", "description": "Face enrollment, check-in by photo, class photos."},
     {"name": "files", "description": "Uploads, scanned in the background; signed downloads."},
@@ -57,7 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
 
     v1 = APIRouter(prefix="/v1")
-    for module in (auth, users, tasks, attendance, faces, files):
+    for module in (auth, users, tasks, attendance, faces, files, tests, classes, submissions):
         v1.include_router(module.router)
     app.include_router(v1)
     app.include_router(health.router)

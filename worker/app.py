@@ -22,6 +22,7 @@ app.conf.include = [
     "worker.tasks.diagnostics",
     "worker.tasks.files",
     "worker.tasks.faces",
+    "worker.tasks.grading",
 ]
 
 

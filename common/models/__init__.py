@@ -3,17 +3,21 @@
 from common.models.attendance import Attendance
 from common.models.auth import AuthSession
 from common.models.base import Base
+from common.models.classes import ClassMember, SchoolClass, TestClass
 from common.models.diagnostics import EchoRecord
 from common.models.faces import FaceEnrollment, FacePhoto
 from common.models.files import FileDeletion, StoredFile
 from common.models.jobs import Job
+from common.models.submissions import Attempt, Submission, SubmissionImport
 from common.models.tests import Option, Question, Test
 from common.models.users import Role, User
 
 __all__ = [
+    "Attempt",
     "Attendance",
     "AuthSession",
     "Base",
+    "ClassMember",
     "EchoRecord",
     "FaceEnrollment",
     "FacePhoto",
@@ -22,7 +26,11 @@ __all__ = [
     "Option",
     "Question",
     "Role",
+    "SchoolClass",
     "StoredFile",
+    "Submission",
+    "SubmissionImport",
     "Test",
+    "TestClass",
     "User",
 ]

@@ -60,6 +60,8 @@ class Test(Timestamps, Base):
     # Bumped whenever the answer key changes; submissions keep the version that scored them.
     key_version: Mapped[int] = mapped_column(Integer, nullable=False, server_default="1")
     needs_regrade: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="false")
+    # Bumped on every edit (questions, options or settings): caches of the test key on it.
+    revision: Mapped[int] = mapped_column(Integer, nullable=False, server_default="1")
 
     questions: Mapped[list[Question]] = relationship(
         back_populates="test",

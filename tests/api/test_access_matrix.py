@@ -44,6 +44,27 @@ ACCESS: dict[tuple[str, str], tuple[int, int, int, int]] = {
     ("DELETE", "/v1/users/{user_id}/faces/{face_id}"): (401, 204, 403, 204),
     ("POST", "/v1/tests/{test_id}/check-in"): (401, 422, 403, 409),
     ("POST", "/v1/tests/{test_id}/attendance/photo"): (401, 403, 403, 422),
+    # Tests, classes, submissions, grading. {test_id}: a published test of another instructor,
+    # open to every student (2 attempts); {submission_id}: the student's submission to it;
+    # {class_id}: a class of that instructor.
+    ("GET", "/v1/tests"): (401, 200, 200, 200),
+    ("POST", "/v1/tests"): (401, 403, 422, 422),
+    ("GET", "/v1/tests/{test_id}"): (401, 200, 404, 200),
+    ("PUT", "/v1/tests/{test_id}"): (401, 403, 422, 422),
+    ("DELETE", "/v1/tests/{test_id}"): (401, 403, 404, 204),
+    ("POST", "/v1/tests/{test_id}/attempts"): (401, 201, 403, 201),
+    ("POST", "/v1/tests/{test_id}/submit"): (401, 422, 403, 422),
+    ("GET", "/v1/tests/{test_id}/submissions"): (401, 200, 404, 200),
+    ("POST", "/v1/tests/{test_id}/regrade"): (401, 403, 404, 202),
+    ("POST", "/v1/tests/{test_id}/submissions/import"): (401, 403, 422, 422),
+    ("GET", "/v1/tests/{test_id}/results.csv"): (401, 403, 404, 200),
+    ("GET", "/v1/tests/{test_id}/stats"): (401, 403, 404, 200),
+    ("GET", "/v1/submissions/{submission_id}"): (401, 200, 404, 200),
+    ("GET", "/v1/classes"): (401, 403, 200, 200),
+    ("POST", "/v1/classes"): (401, 403, 422, 422),
+    ("GET", "/v1/classes/{class_id}"): (401, 403, 404, 200),
+    ("PUT", "/v1/classes/{class_id}"): (401, 403, 422, 422),
+    ("DELETE", "/v1/classes/{class_id}"): (401, 403, 404, 204),
     # Files. {filename}: the student's own file, still pending its scan (downloads are 409),
     # attached to a test of another instructor. No body: the upload answers 415.
     ("POST", "/v1/files/upload"): (401, 415, 415, 415),
@@ -90,6 +111,52 @@ def _attendance_fill(db, make_user, student) -> dict[str, int]:
     return {"test_id": test.id, "attendance_id": record.id, "face_id": face.id}
 
 
+def _tests_fill(db, make_user, student) -> dict[str, int]:
+    from datetime import UTC, datetime
+
+    from common.models import Attempt, Option, Question, SchoolClass, Submission, Test
+
+    other = make_user("instructor")
+    test = Test(
+        owner_id=other.id,
+        title="Someone else's test",
+        attempts_allowed=2,
+        questions=[
+            Question(
+                position=0,
+                text="Q",
+                options=[
+                    Option(position=0, text="A", is_correct=True),
+                    Option(position=1, text="B", is_correct=False),
+                ],
+            )
+        ],
+    )
+    group = SchoolClass(owner_id=other.id, name="Their class")
+    db.add_all([test, group])
+    db.flush()
+    now = datetime.now(UTC)
+    attempt = Attempt(test_id=test.id, user_id=student.id, number=1, started_at=now)
+    db.add(attempt)
+    db.flush()
+    submission = Submission(
+        test_id=test.id,
+        user_id=student.id,
+        attempt_id=attempt.id,
+        attempt=1,
+        answers={},
+        score=0.0,
+        max_score=1.0,
+        key_version=1,
+        details=[],
+        graded_at=now,
+    )
+    attempt.submitted_at = now
+    db.add(submission)
+    db.commit()
+    return {"test_id": test.id, "class_id": group.id, "submission_id": submission.id}
+
+
 def _files_fill(db, make_user, student) -> dict[str, str]:
     from common.models import StoredFile, Test
 
@@ -121,6 +188,8 @@ async def test_route_access(request, client, make_user, auth_for, method, path, 
     if "{attendance_id}" in path or "{face_id}" in path or path in ATTENDANCE_TEST_PATHS:
         extra = _attendance_fill(request.getfixturevalue("db"), make_user, student)
         fill = {**extra, **fill}
+    elif path.startswith(("/v1/tests/{test_id}", "/v1/classes/", "/v1/submissions/")):
+        fill = {**_tests_fill(request.getfixturevalue("db"), make_user, student), **fill}
     elif path.startswith("/v1/files/{filename}"):
         fill = {**_files_fill(request.getfixturevalue("db"), make_user, student), **fill}
     if role == "anonymous":

@@ -1,0 +1,533 @@
+"""Taking tests (attempts, submit), reading submissions, and the grading use cases behind them:
+bulk regrade and CSV import (handed to the worker), CSV export and statistics.
+
+The instant score on submit and the worker's regrade both call `common.grading.score` on the
+key built by `common.gradebook.answer_key`, so a score never depends on who computed it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from fastapi import UploadFile
+from sqlalchemy import exists, func, select
+from sqlalchemy.dialects.postgresql import distinct_on
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.deps import Page, Principal
+from api.errors import Conflict, NotFound, PayloadTooLarge, Unprocessable
+from api.resources import Resources
+from api.schemas.submissions import (
+    AttemptOut,
+    DetailsOut,
+    ItemStatsOut,
+    QuestionResultOut,
+    StatsOut,
+    SubmissionOut,
+    SubmissionSummary,
+    SubmitResult,
+)
+from api.services import test_access as access
+from api.services.tests import (
+    active_grading_job,
+    grading_subject,
+    ordered,
+    taker_questions,
+)
+from common.gradebook import answer_key, details_view, stored_answers, stored_details
+from common.grading import AnswerValidationError, normalize_answers, score, validate_answers
+from common.item_stats import quiz_statistics
+from common.jobs import enqueue
+from common.models import Attempt, Job, Question, Submission, SubmissionImport, Test, User
+from common.results_csv import HeaderError, ImportParser, export_header, export_row, rows_to_csv
+from common.settings import Settings
+
+EXPORT_BATCH = 2_000
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def _latest_attempt(
+    session: AsyncSession, test_id: int, user_id: int, *, for_update: bool = False
+) -> Attempt | None:
+    query = (
+        select(Attempt)
+        .where(Attempt.test_id == test_id, Attempt.user_id == user_id)
+        .order_by(Attempt.number.desc())
+        .limit(1)
+    )
+    if for_update:
+        query = query.with_for_update()
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+def _expired(attempt: Attempt, now: datetime, grace: int) -> bool:
+    return attempt.deadline is not None and now > attempt.deadline + timedelta(seconds=grace)
+
+
+def _attempt_values(
+    test: Test, user_id: int, number: int, now: datetime, questions: Sequence[Question]
+) -> dict[str, Any]:
+    deadline = None
+    if test.time_limit_seconds:
+        deadline = now + timedelta(seconds=test.time_limit_seconds)
+        if test.closes_at is not None and test.closes_at < deadline:
+            deadline = test.closes_at
+    rng = secrets.SystemRandom()
+    question_order = option_order = None
+    if test.shuffle_questions:
+        question_order = [q.id for q in questions]
+        rng.shuffle(question_order)
+    if test.shuffle_options:
+        option_order = {}
+        for q in questions:
+            ids = [o.id for o in q.options]
+            rng.shuffle(ids)
+            option_order[str(q.id)] = ids
+    return {
+        "test_id": test.id,
+        "user_id": user_id,
+        "number": number,
+        "started_at": now,
+        "deadline": deadline,
+        "question_order": question_order,
+        "option_order": option_order,
+    }
+
+
+async def _insert_attempt(session: AsyncSession, values: dict[str, Any]) -> int | None:
+    """Insert the attempt unless a concurrent request already did: the unique (test, user,
+    number) constraint decides, so concurrent starts create exactly one row."""
+    return await session.scalar(
+        pg_insert(Attempt)
+        .values(values)
+        .on_conflict_do_nothing(index_elements=["test_id", "user_id", "number"])
+        .returning(Attempt.id)
+    )
+
+
+def _no_attempts_left(test: Test) -> Conflict:
+    return Conflict(
+        f"no attempts left (allowed: {test.attempts_allowed})",
+        code="attempts_exhausted",
+        details={"attempts_allowed": test.attempts_allowed},
+    )
+
+
+def _attempt_out(attempt: Attempt, questions: Sequence[Question], now: datetime) -> AttemptOut:
+    arranged = ordered(questions, attempt.question_order, attempt.option_order)
+    return AttemptOut(
+        id=attempt.id,
+        test_id=attempt.test_id,
+        user_id=attempt.user_id,
+        number=attempt.number,
+        started_at=attempt.started_at,
+        deadline=attempt.deadline,
+        server_time=now,
+        submitted_at=attempt.submitted_at,
+        questions=taker_questions(arranged),
+    )
+
+
+async def start_attempt(
+    *, session: AsyncSession, principal: Principal, settings: Settings, test_id: int
+) -> tuple[AttemptOut, bool]:
+    """Start the caller's next attempt, or resume the open one. Returns (attempt, created)."""
+    test = await access.get_test(session, principal, test_id, lock="share")
+    now = _now()
+    access.check_window(test, now, 0)
+    questions = await access.load_questions(session, test.id)
+    latest = await _latest_attempt(session, test.id, principal.id)
+    grace = settings.submission_grace_seconds
+    if latest is not None and latest.submitted_at is None and not _expired(latest, now, grace):
+        return _attempt_out(latest, questions, now), False
+    number = (latest.number if latest else 0) + 1
+    if number > test.attempts_allowed:
+        raise _no_attempts_left(test)
+    created = await _insert_attempt(
+        session, _attempt_values(test, principal.id, number, now, questions)
+    )
+    await session.commit()
+    attempt = (
+        await session.execute(
+            select(Attempt).where(
+                Attempt.test_id == test.id,
+                Attempt.user_id == principal.id,
+                Attempt.number == number,
+            )
+        )
+    ).scalar_one()
+    return _attempt_out(attempt, questions, now), created is not None
+
+
+def _details_out(
+    stored: Sequence[Sequence[Any]], score_: float, max_score: float, review: bool
+) -> DetailsOut:
+    return DetailsOut(
+        max_score=max_score,
+        percentage=round(100.0 * score_ / max_score, 4) if max_score > 0 else 0.0,
+        review_allowed=review,
+        questions=[
+            QuestionResultOut(
+                question_id=v.question_id,
+                points=v.points,
+                max_points=v.max_points,
+                correctness=v.correctness.value if review else None,
+            )
+            for v in details_view(stored)
+        ],
+    )
+
+
+async def submit(
+    *,
+    session: AsyncSession,
+    principal: Principal,
+    settings: Settings,
+    test_id: int,
+    answers: dict[str, Any],
+) -> SubmitResult:
+    # FOR SHARE: the key cannot change between scoring and commit (a key edit waits for us).
+    test = await access.get_test(session, principal, test_id, lock="share")
+    now = _now()
+    grace = settings.submission_grace_seconds
+    latest = await _latest_attempt(session, test.id, principal.id, for_update=True)
+    open_attempt = latest if latest is not None and latest.submitted_at is None else None
+    if open_attempt is not None and _expired(open_attempt, now, grace):
+        raise Conflict(
+            "the time for this attempt is up; the answers were not recorded",
+            code="attempt_expired",
+            details={"deadline": open_attempt.deadline.isoformat()},  # type: ignore[union-attr]
+        )
+    if test.time_limit_seconds and open_attempt is None:
+        raise Conflict(
+            "this test is timed: start an attempt first (POST /v1/tests/{id}/attempts)",
+            code="no_open_attempt",
+        )
+    if open_attempt is None or open_attempt.deadline is None:
+        access.check_window(test, now, grace)
+    key = await access.key_of(session, test)
+    try:
+        chosen = validate_answers(key, answers)
+    except AnswerValidationError as exc:
+        problems = [{"path": e.path, "code": e.code, "message": e.message} for e in exc.errors]
+        first = exc.errors[0]
+        raise Unprocessable(f"{first.path}: {first.message}", details=problems) from exc
+    if open_attempt is not None:
+        attempt_id, number = open_attempt.id, open_attempt.number
+        open_attempt.submitted_at = now
+    else:
+        number = (latest.number if latest else 0) + 1
+        if number > test.attempts_allowed:
+            raise _no_attempts_left(test)
+        values = _attempt_values(test, principal.id, number, now, ())
+        values["submitted_at"] = now
+        inserted = await _insert_attempt(session, values)
+        if inserted is None:
+            raise Conflict(
+                "another submission of yours is being recorded", code="already_submitted"
+            )
+        attempt_id = inserted
+    result = score(key, chosen)
+    details = stored_details(result)
+    submission = Submission(
+        test_id=test.id,
+        user_id=principal.id,
+        attempt_id=attempt_id,
+        attempt=number,
+        answers=stored_answers(chosen),
+        score=result.score,
+        max_score=result.max_score,
+        key_version=test.key_version,
+        details=details,
+        source="api",
+        graded_at=now,
+    )
+    session.add(submission)
+    try:
+        await session.commit()
+    except IntegrityError as exc:
+        await session.rollback()
+        raise Conflict("this attempt was already submitted", code="already_submitted") from exc
+    review = access.review_allowed(principal, test, now)
+    return SubmitResult(
+        id=submission.id,
+        test_id=test.id,
+        attempt=number,
+        score=result.score,
+        details=_details_out(details, result.score, result.max_score, review),
+        submitted_at=submission.created_at,
+    )
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _summary_fields(sub: Submission, username: str) -> dict[str, Any]:
+    return {
+        "id": sub.id,
+        "test_id": sub.test_id,
+        "user_id": sub.user_id,
+        "username": username,
+        "attempt": sub.attempt,
+        "score": sub.score,
+        "max_score": sub.max_score,
+        "previous_score": sub.previous_score,
+        "source": sub.source,
+        "submitted_at": sub.created_at,
+        "graded_at": sub.graded_at,
+        "updated_at": sub.updated_at,
+    }
+
+
+async def list_submissions(
+    *,
+    session: AsyncSession,
+    principal: Principal,
+    test_id: int,
+    page: Page,
+    user_id: int | None,
+) -> tuple[list[SubmissionSummary], int]:
+    test = await session.get(Test, test_id)
+    if test is None:
+        raise NotFound("test not found", code="test_not_found")
+    query = (
+        select(Submission, User.username)
+        .join(User, User.id == Submission.user_id)
+        .where(Submission.test_id == test_id)
+    )
+    if not access.manages(principal, test):
+        # Students see their own submissions, even of a test hidden from them since.
+        query = query.where(Submission.user_id == principal.id)
+        mine = await session.scalar(
+            select(
+                exists().where(Submission.test_id == test_id, Submission.user_id == principal.id)
+            )
+        )
+        if not mine:
+            await access.get_test(session, principal, test_id)  # 404 unless visible
+    if user_id is not None:
+        query = query.where(Submission.user_id == user_id)
+    total = await session.scalar(select(func.count()).select_from(query.subquery()))
+    rows = await session.execute(
+        query.order_by(Submission.id).limit(page.limit).offset(page.offset)
+    )
+    items = [SubmissionSummary(**_summary_fields(sub, name)) for sub, name in rows.all()]
+    return items, total or 0
+
+
+async def get_submission(
+    *, session: AsyncSession, principal: Principal, submission_id: int
+) -> SubmissionOut:
+    row = (
+        await session.execute(
+            select(Submission, User.username, Test)
+            .join(User, User.id == Submission.user_id)
+            .join(Test, Test.id == Submission.test_id)
+            .where(Submission.id == submission_id)
+        )
+    ).one_or_none()
+    if row is None:
+        raise NotFound("submission not found", code="submission_not_found")
+    sub, username, test = row
+    if not (access.manages(principal, test) or sub.user_id == principal.id):
+        raise NotFound("submission not found", code="submission_not_found")
+    review = access.review_allowed(principal, test, _now())
+    return SubmissionOut(
+        **_summary_fields(sub, username),
+        key_version=sub.key_version,
+        answers=sub.answers,
+        details=_details_out(sub.details, sub.score, sub.max_score, review),
+    )
+
+
+# --------------------------------------------------------------------------- grading
+
+
+async def _refuse_if_grading(session: AsyncSession, test_id: int) -> None:
+    job = await active_grading_job(session, test_id)
+    if job is not None:
+        raise Conflict(
+            f"a {job.kind.removeprefix('grading.')} job is already running for this test",
+            code="grading_in_progress",
+            details={"task_id": str(job.id), "kind": job.kind},
+        )
+
+
+async def start_regrade(
+    *,
+    session: AsyncSession,
+    resources: Resources,
+    principal: Principal,
+    test_id: int,
+    dry_run: bool,
+) -> Job:
+    # The test row lock orders concurrent requests: the second one sees the first one's job.
+    test = await access.get_test(session, principal, test_id, manage=True, lock="update")
+    await _refuse_if_grading(session, test.id)
+    total = await session.scalar(
+        select(func.count()).select_from(Submission).where(Submission.test_id == test.id)
+    )
+    return await enqueue(
+        session,
+        resources.publisher,
+        kind="grading.regrade",
+        owner_id=principal.id,
+        params={"test_id": test.id, "dry_run": dry_run},
+        subject=grading_subject(test.id),
+        total=total or 0,
+    )
+
+
+async def _read_upload(upload: UploadFile, limit: int) -> str:
+    data = await upload.read(limit + 1)
+    if len(data) > limit:
+        raise PayloadTooLarge(
+            f"the file is larger than {limit} bytes", details={"max_bytes": limit}
+        )
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise Unprocessable(
+            "the file is not UTF-8 text",
+            code="invalid_csv",
+            details=[{"path": "file", "message": f"byte {exc.start} is not UTF-8"}],
+        ) from exc
+    if "\x00" in text:
+        raise Unprocessable(
+            "the file contains NUL characters; is it really CSV?",
+            code="invalid_csv",
+            details=[{"path": "file", "message": "NUL character"}],
+        )
+    return text
+
+
+async def start_import(
+    *,
+    session: AsyncSession,
+    resources: Resources,
+    principal: Principal,
+    test_id: int,
+    upload: UploadFile,
+) -> Job:
+    test = await access.get_test(
+        session, principal, test_id, manage=True, lock="update", with_questions=True
+    )
+    await _refuse_if_grading(session, test.id)
+    text = await _read_upload(upload, resources.settings.submission_import_max_bytes)
+    try:
+        # The header is checked now, so a wrong file is refused at once; rows in the job.
+        ImportParser(text, answer_key(test, test.questions))
+    except HeaderError as exc:
+        raise Unprocessable(exc.message, code="invalid_csv", details=exc.details) from exc
+    pending = SubmissionImport(
+        test_id=test.id,
+        owner_id=principal.id,
+        filename=(upload.filename or "")[:255],
+        content=text,
+    )
+    session.add(pending)
+    await session.flush()
+    return await enqueue(
+        session,
+        resources.publisher,
+        kind="grading.import_submissions",
+        owner_id=principal.id,
+        params={"test_id": test.id, "import_id": pending.id},
+        subject=grading_subject(test.id),
+    )
+
+
+async def export_results(
+    *, session: AsyncSession, resources: Resources, principal: Principal, test_id: int
+) -> tuple[str, AsyncIterator[str]]:
+    """The CSV's file name and its text in chunks, streamed from the database."""
+    test = await access.get_test(session, principal, test_id, manage=True)
+    question_ids = [q.id for q in await access.load_questions(session, test.id)]
+    filename = f"test-{test.id}-results.csv"
+    await session.rollback()  # hand the connection back before streaming on another one
+
+    async def chunks() -> AsyncIterator[str]:
+        yield rows_to_csv([export_header(question_ids)])
+        async with resources.db.session() as stream_session:
+            result = await stream_session.stream(
+                select(
+                    User.username,
+                    Submission.attempt,
+                    Submission.score,
+                    Submission.max_score,
+                    Submission.created_at,
+                    Submission.answers,
+                )
+                .join(User, User.id == Submission.user_id)
+                .where(Submission.test_id == test_id)
+                .order_by(User.username, Submission.attempt)
+                .execution_options(yield_per=EXPORT_BATCH)
+            )
+            async for batch in result.partitions(EXPORT_BATCH):
+                yield rows_to_csv(
+                    export_row(
+                        username=username,
+                        attempt=attempt,
+                        score=score_,
+                        max_score=max_score,
+                        submitted_at=submitted_at,
+                        answers=answers,
+                        question_ids=question_ids,
+                    )
+                    for username, attempt, score_, max_score, submitted_at, answers in batch
+                )
+
+    return filename, chunks()
+
+
+async def statistics(*, session: AsyncSession, principal: Principal, test_id: int) -> StatsOut:
+    test = await access.get_test(session, principal, test_id, manage=True)
+    questions = await access.load_questions(session, test.id)
+    key = answer_key(test, questions)
+    # First attempts only: each student's lowest-numbered submitted attempt.
+    answers = (
+        await session.scalars(
+            select(Submission.answers)
+            .where(Submission.test_id == test.id)
+            .ext(distinct_on(Submission.user_id))
+            .order_by(Submission.user_id, Submission.attempt)
+        )
+    ).all()
+    question_ids = [q.id for q in questions]
+    max_points = [q.points for q in questions]
+
+    def compute() -> Any:
+        matrix = [[r.points for r in score(key, normalize_answers(a)).questions] for a in answers]
+        return quiz_statistics(question_ids, max_points, matrix)
+
+    stats = await asyncio.to_thread(compute)
+    positions = {q.id: q.position for q in questions}
+    return StatsOut(
+        test_id=test.id,
+        attempts=stats.attempts,
+        max_score=stats.max_score,
+        mean=stats.mean,
+        median=stats.median,
+        sd=stats.sd,
+        needs_regrade=test.needs_regrade,
+        questions=[
+            ItemStatsOut(
+                question_id=item.question_id,
+                position=positions[item.question_id],
+                max_points=item.max_points,
+                mean=item.mean,
+                facility=item.facility,
+                discrimination=item.discrimination,
+            )
+            for item in stats.items
+        ],
+    )

@@ -1,0 +1,135 @@
+"""Who may see, take and manage a test: the one place these rules live.
+
+- Admins see and manage every test; instructors see and manage their own.
+- Anyone else (students) sees a test when it is published and either assigned to no class or
+  assigned to a class they belong to. Seeing a test is what lets them take it (scope
+  `tests:take`), within its open/close window and attempt limit.
+- A test you may not see does not exist for you: 404, never 403.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Literal
+
+from sqlalchemy import ColumnElement, and_, exists, or_, select, true
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from api.deps import Principal
+from api.errors import Forbidden, NotFound
+from common.gradebook import answer_key
+from common.grading import AnswerKey
+from common.models import ClassMember, Question, Test, TestClass
+
+Lock = Literal["share", "update"] | None
+
+
+def manages(principal: Principal, test: Test) -> bool:
+    return principal.is_admin or test.owner_id == principal.id
+
+
+def manage_clause(principal: Principal) -> ColumnElement[bool]:
+    return true() if principal.is_admin else Test.owner_id == principal.id
+
+
+def visible_clause(principal: Principal) -> ColumnElement[bool]:
+    """SQL: the tests `principal` may see (and, with `tests:take`, take)."""
+    if principal.is_admin:
+        return true()
+    if principal.role == "instructor":
+        return Test.owner_id == principal.id
+    assigned = exists().where(TestClass.test_id == Test.id)
+    member = exists().where(
+        TestClass.test_id == Test.id,
+        ClassMember.class_id == TestClass.class_id,
+        ClassMember.user_id == principal.id,
+    )
+    return and_(Test.published, or_(~assigned, member))
+
+
+async def get_test(
+    session: AsyncSession,
+    principal: Principal,
+    test_id: int,
+    *,
+    manage: bool = False,
+    lock: Lock = None,
+    with_questions: bool = False,
+) -> Test:
+    """The test if `principal` may see it (or manage it, with `manage`); else 404.
+
+    `lock="share"` keeps its key from changing until the transaction ends (submits, attempt
+    starts); `lock="update"` is for writers of the test or its submissions.
+    """
+    query = select(Test).where(
+        Test.id == test_id, manage_clause(principal) if manage else visible_clause(principal)
+    )
+    if with_questions:
+        query = query.options(selectinload(Test.questions).selectinload(Question.options))
+    if lock == "share":
+        query = query.with_for_update(read=True, of=Test)
+    elif lock == "update":
+        query = query.with_for_update(of=Test)
+    test = (await session.execute(query)).scalar_one_or_none()
+    if test is None:
+        raise NotFound("test not found", code="test_not_found")
+    return test
+
+
+async def load_questions(session: AsyncSession, test_id: int) -> Sequence[Question]:
+    rows = await session.scalars(
+        select(Question)
+        .where(Question.test_id == test_id)
+        .options(selectinload(Question.options))
+        .order_by(Question.position, Question.id)
+    )
+    return rows.all()
+
+
+# The compiled key of recently used tests, by (id, revision): every edit bumps the revision,
+# so a stale entry is never used, in this process or another.
+_KEYS: OrderedDict[tuple[int, int], AnswerKey] = OrderedDict()
+_KEYS_MAX = 256
+
+
+async def key_of(session: AsyncSession, test: Test) -> AnswerKey:
+    cache_key = (test.id, test.revision)
+    key = _KEYS.get(cache_key)
+    if key is not None:
+        _KEYS.move_to_end(cache_key)
+        return key
+    key = answer_key(test, await load_questions(session, test.id))
+    _KEYS[cache_key] = key
+    if len(_KEYS) > _KEYS_MAX:
+        _KEYS.popitem(last=False)
+    return key
+
+
+def check_window(test: Test, now: datetime, grace_seconds: int) -> None:
+    """403 before the test opens or after it closes (plus the grace period)."""
+    if test.opens_at is not None and now < test.opens_at:
+        raise Forbidden(
+            "the test is not open yet",
+            code="test_not_open",
+            details={"opens_at": test.opens_at.isoformat()},
+        )
+    if test.closes_at is not None and now > test.closes_at + timedelta(seconds=grace_seconds):
+        raise Forbidden(
+            "the test is closed",
+            code="test_closed",
+            details={"closes_at": test.closes_at.isoformat()},
+        )
+
+
+def review_allowed(principal: Principal, test: Test, now: datetime) -> bool:
+    """May `principal` see which of their answers were correct?"""
+    if manages(principal, test):
+        return True
+    if test.review_policy == "after_submit":
+        return True
+    if test.review_policy == "after_close":
+        return test.closes_at is not None and now >= test.closes_at
+    return False

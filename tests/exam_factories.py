@@ -1,0 +1,73 @@
+"""Helpers for the tests, classes and submissions tests: request bodies and answer maps."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def question(
+    text: str, options: list[str], correct: set[int], *, multiple: bool = False, **kw: Any
+) -> dict[str, Any]:
+    return {
+        "text": text,
+        "multiple": multiple,
+        "options": [{"text": o, "is_correct": i in correct} for i, o in enumerate(options)],
+        **kw,
+    }
+
+
+def three_questions() -> list[dict[str, Any]]:
+    """Max 2 + 3 + 1 = 6 points.
+    Q0: 2 points, single, correct option 0 of 3.
+    Q1: 3 points, multiple, correct options 0 and 1 of 4 (n_correct 2, n_wrong 2).
+    Q2: 1 point, single, correct option 1 of 2."""
+    return [
+        question("Capital of France?", ["Paris", "Lyon", "Nice"], {0}, points=2),
+        question("Primes?", ["2", "3", "4", "6"], {0, 1}, multiple=True, points=3),
+        question("2 + 2?", ["3", "4"], {1}),
+    ]
+
+
+def quiz_body(**overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "title": "Quiz",
+        "description": "A short quiz",
+        "questions": three_questions(),
+    }
+    body.update(overrides)
+    return body
+
+
+async def new_test(client: Any, headers: dict[str, str], **overrides: Any) -> dict[str, Any]:
+    r = await client.post("/v1/tests", json=quiz_body(**overrides), headers=headers)
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def option(test: dict[str, Any], q: int, o: int) -> int:
+    return test["questions"][q]["options"][o]["id"]
+
+
+def qid(test: dict[str, Any], q: int) -> str:
+    return str(test["questions"][q]["id"])
+
+
+def answers(test: dict[str, Any], choice: dict[int, int | list[int] | None]) -> dict[str, Any]:
+    """{question index: option index or list of indexes} -> the API's {question id: ids}."""
+    out: dict[str, Any] = {}
+    for q, chosen in choice.items():
+        if chosen is None:
+            out[qid(test, q)] = None
+        elif isinstance(chosen, list):
+            out[qid(test, q)] = [option(test, q, o) for o in chosen]
+        else:
+            out[qid(test, q)] = option(test, q, chosen)
+    return out
+
+
+async def submit(
+    client: Any, test: dict[str, Any], headers: dict[str, str], choice: dict[int, Any]
+) -> Any:
+    return await client.post(
+        f"/v1/tests/{test['id']}/submit", json={"answers": answers(test, choice)}, headers=headers
+    )
