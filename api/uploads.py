@@ -150,6 +150,11 @@ class _Collector:
             self._buffer = None
         self._is_target = False
 
+    @property
+    def receiving(self) -> bool:
+        """The file part began but never ended: the body was cut off."""
+        return self._buffer is not None
+
     def callbacks(self) -> dict[str, Any]:
         return {
             name: getattr(self, name)
@@ -205,6 +210,8 @@ async def read_file_upload(request: Request, *, field: str, max_bytes: int) -> U
         parser.finalize()
     except MultipartParseError as exc:
         raise MalformedBody(f"malformed multipart body: {exc}") from exc
+    if collector.receiving:
+        raise MalformedBody("the multipart body ends in the middle of the file")
     if collector.found is None:
         raise _missing(field)
     return collector.found

@@ -79,12 +79,20 @@ BLOBS = {name: (FACES / name).read_bytes() for name in [*ENROLL_PHOTOS, *CHECK_I
 @dataclass
 class Totals:
     seconds: dict[str, float] = field(default_factory=dict)
+    busy: dict[str, float] = field(default_factory=dict)
     count: dict[str, int] = field(default_factory=dict)
     decisions: dict[str, set[Any]] = field(default_factory=dict)
 
-    def add(self, kind: str, seconds: float, n: int) -> None:
+    def add(
+        self, kind: str, seconds: float, n: int, jobs: list[dict[str, Any]] | None = None
+    ) -> None:
         self.seconds[kind] = self.seconds.get(kind, 0.0) + seconds
         self.count[kind] = self.count.get(kind, 0) + n
+        for job in jobs or []:  # time inside the task, from the job's started_at to its finished_at
+            busy = datetime.fromisoformat(job["finished_at"]) - datetime.fromisoformat(
+                job["started_at"]
+            )
+            self.busy[kind] = self.busy.get(kind, 0.0) + busy.total_seconds()
 
     def decide(self, key: str, value: Any) -> None:
         self.decisions.setdefault(key, set()).add(value)
@@ -164,7 +172,7 @@ async def run(base: str, rounds: int, test_id: int) -> tuple[Totals, Totals]:
         for _ in range(rounds):
             items = [(f"/v1/users/{api.ids[w]}/faces", name) for w, name in ENROLL.items()]
             seconds, jobs = await api.batch("bench-admin", items)
-            ours.add("enroll", seconds, len(items))
+            ours.add("enroll", seconds, len(items), jobs)
             for (_, name), job in zip(items, jobs, strict=True):
                 ours.decide(f"enroll {name}", job["status"] == "succeeded")
             for name, enc in timed_defaults(defaults, "enroll", ENROLL_PHOTOS).items():
@@ -172,7 +180,7 @@ async def run(base: str, rounds: int, test_id: int) -> tuple[Totals, Totals]:
 
             items = [(f"/v1/tests/{test_id}/check-in", name) for name in CHECK_IN_PHOTOS]
             seconds, jobs = await api.batch("obama", items)
-            ours.add("check_in", seconds, len(items))
+            ours.add("check_in", seconds, len(items), jobs)
             for (_, name), job in zip(items, jobs, strict=True):
                 ok = job["status"] == "succeeded"
                 ours.decide(f"check-in {name}", job["result"]["verified"] if ok else None)
@@ -185,7 +193,7 @@ async def run(base: str, rounds: int, test_id: int) -> tuple[Totals, Totals]:
             seconds, jobs = await api.batch(
                 "bench-teacher", [(f"/v1/tests/{test_id}/attendance/photo", GROUP)]
             )
-            ours.add("class", seconds, 1)
+            ours.add("class", seconds, 1, jobs)
             result = jobs[0]["result"]
             ours.decide(
                 "class photo",
@@ -219,10 +227,12 @@ def report(concurrency: int, ours: Totals, defaults: Totals) -> tuple[bool, bool
     ):
         a, b = ours.rate(kind), defaults.rate(kind)
         speedups[kind] = a / b
+        per_job = 1000 * ours.busy[kind] / ours.count[kind]
         print(
             f"{title:13} ours {a:6.2f}/s  defaults {b:6.2f}/s  = {a / b:4.1f}x  "
-            f"({ours.count[kind]} jobs in {ours.seconds[kind]:.2f} s; defaults "
-            f"{defaults.seconds[kind]:.2f} s)"
+            f"({ours.count[kind]} jobs in {ours.seconds[kind]:.2f} s, {per_job:.0f} ms each "
+            f"inside the task; defaults {1000 * defaults.seconds[kind] / defaults.count[kind]:.0f}"
+            " ms each)"
         )
     agree = True
     disagreements = []

@@ -11,13 +11,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.deps import Page, Principal
-from api.errors import Conflict, Forbidden, NotFound, Unprocessable
+from api.errors import Conflict, NotFound, Unprocessable
 from api.schemas.attendance import AttendanceCreate, AttendanceUpdate
-from common.models import Attendance, Test, User
+from api.services import test_access
+from common.models import Attendance, ClassMember, Test, TestClass, User
 
 
 @dataclass(frozen=True)
@@ -45,11 +46,16 @@ def visible(query: Select[Attendance], principal: Principal) -> Select[Attendanc
     return query.where(Attendance.user_id == principal.id)
 
 
-def may_record(principal: Principal, test: Test) -> bool:
-    """Instructors record attendance for the tests they own; admins for every test."""
-    return principal.is_admin or (
-        "attendance:write" in principal.scopes and test.owner_id == principal.id
+async def may_take(session: AsyncSession, test_id: int, user_id: int) -> bool:
+    """Is the student among those who may take the test: every student when it is assigned to
+    no class, else the members of its classes?"""
+    assigned = exists().where(TestClass.test_id == test_id)
+    member = exists().where(
+        TestClass.test_id == test_id,
+        ClassMember.class_id == TestClass.class_id,
+        ClassMember.user_id == user_id,
     )
+    return bool(await session.scalar(select(or_(~assigned, member))))
 
 
 async def list_attendance(
@@ -104,23 +110,29 @@ async def _writable(session: AsyncSession, principal: Principal, attendance_id: 
 async def create_attendance(
     *, session: AsyncSession, principal: Principal, data: AttendanceCreate
 ) -> Attendance:
-    test = await session.get(Test, data.test_id)
-    if test is None:
+    # The test's instructor or an admin; another instructor's test does not exist for them.
+    try:
+        await test_access.get_test(session, principal, data.test_id, manage=True)
+    except NotFound:
         raise Unprocessable(
-            "test_id: no such test",
+            "test_id: no such test among yours",
             code="test_not_found",
             details=[{"path": "test_id", "location": "body", "message": "no such test"}],
-        )
-    if not may_record(principal, test):
-        raise Forbidden(
-            "only the test's instructor or an admin records its attendance", code="not_test_owner"
-        )
+        ) from None
     user = await session.get(User, data.user_id)
     if user is None or user.role != "student":
         raise Unprocessable(
             "user_id: no such student",
             code="student_not_found",
             details=[{"path": "user_id", "location": "body", "message": "no such student"}],
+        )
+    if not await may_take(session, data.test_id, data.user_id):
+        raise Unprocessable(
+            "user_id: the student is in none of the test's classes",
+            code="student_not_eligible",
+            details=[
+                {"path": "user_id", "location": "body", "message": "not in the test's classes"}
+            ],
         )
     existing = await session.scalar(
         select(Attendance.id).where(

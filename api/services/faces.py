@@ -17,12 +17,12 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.deps import Page, Principal
-from api.errors import Conflict, Forbidden, NotFound, Unprocessable
+from api.errors import Conflict, NotFound, Unprocessable
 from api.resources import Resources
-from api.services import attendance as attendance_service
+from api.services import test_access
 from api.uploads import Upload
 from common.jobs import enqueue
-from common.models import FaceEnrollment, FacePhoto, Job, Test, User
+from common.models import FaceEnrollment, FacePhoto, Job, User
 
 ReadUpload = Callable[[], Awaitable[Upload]]
 
@@ -148,18 +148,6 @@ async def delete_all_enrollments(
     return removed
 
 
-async def _test(session: AsyncSession, test_id: int) -> Test:
-    test = await session.get(Test, test_id)
-    if test is None:
-        raise NotFound("test not found")
-    return test
-
-
-async def may_take(session: AsyncSession, principal: Principal, test: Test) -> bool:
-    """Whether the student may take (and so check in to) the test."""
-    return True
-
-
 async def start_check_in(
     *,
     session: AsyncSession,
@@ -168,9 +156,10 @@ async def start_check_in(
     test_id: int,
     read_upload: ReadUpload,
 ) -> Job:
-    test = await _test(session, test_id)
-    if not await may_take(session, principal, test):
-        raise NotFound("test not found")
+    # Only to a test the student may take (published, and open to every student or assigned to
+    # one of their classes); others answer 404. The open/close window is not checked: students
+    # check in before a test opens.
+    test = await test_access.get_test(session, principal, test_id)
     enrolled = await session.scalar(
         select(FaceEnrollment.id).where(FaceEnrollment.user_id == principal.id).limit(1)
     )
@@ -195,11 +184,8 @@ async def start_class_photo(
     test_id: int,
     read_upload: ReadUpload,
 ) -> Job:
-    test = await _test(session, test_id)
-    if not attendance_service.may_record(principal, test):
-        raise Forbidden(
-            "only the test's instructor or an admin records its attendance", code="not_test_owner"
-        )
+    # The test's instructor or an admin; another instructor's test answers 404.
+    test = await test_access.get_test(session, principal, test_id, manage=True)
     await session.commit()
     upload = await read_upload()
     return await _store_and_enqueue(

@@ -43,7 +43,7 @@ ACCESS: dict[tuple[str, str], tuple[int, int, int, int]] = {
     ("DELETE", "/v1/users/{user_id}/faces"): (401, 204, 403, 204),
     ("DELETE", "/v1/users/{user_id}/faces/{face_id}"): (401, 204, 403, 204),
     ("POST", "/v1/tests/{test_id}/check-in"): (401, 422, 403, 409),
-    ("POST", "/v1/tests/{test_id}/attendance/photo"): (401, 403, 403, 422),
+    ("POST", "/v1/tests/{test_id}/attendance/photo"): (401, 403, 404, 422),
     # Tests, classes, submissions, grading. {test_id}: a published test of another instructor,
     # open to every student (2 attempts); {submission_id}: the student's submission to it;
     # {class_id}: a class of that instructor.

@@ -128,8 +128,9 @@ async def test_only_the_tests_instructor_or_an_admin_writes(
     other = make_user("instructor")
     test = make_test(instructor)
     body = {"test_id": test.id, "user_id": student.id, "status": "present"}
+    # Another instructor's test does not exist for them.
     r = await client.post("/v1/attendance", json=body, headers=auth_for(other))
-    assert r.status_code == 403 and r.json()["error"]["code"] == "not_test_owner"
+    assert r.status_code == 422 and r.json()["error"]["code"] == "test_not_found"
     r = await client.post("/v1/attendance", json=body, headers=auth_for(student))
     assert r.status_code == 403
     created = await record(client, auth_for(admin), test, student)
@@ -277,3 +278,30 @@ async def test_records_go_with_their_test_and_student(
     r = await client.delete(f"/v1/users/{student.id}", headers=auth_for(admin))
     assert r.status_code == 204
     assert db.scalar(select(func.count()).select_from(Attendance)) == 0
+
+
+async def test_only_students_who_may_take_the_test(
+    client, instructor, make_user, auth_for, make_test, db
+):
+    from common.models import ClassMember, SchoolClass, TestClass
+
+    member, outsider = make_user("student"), make_user("student")
+    test = make_test(instructor)
+    group = SchoolClass(owner_id=instructor.id, name="Group A")
+    db.add(group)
+    db.flush()
+    db.add_all(
+        [
+            ClassMember(class_id=group.id, user_id=member.id),
+            TestClass(test_id=test.id, class_id=group.id),
+        ]
+    )
+    db.commit()
+    h = auth_for(instructor)
+    r = await client.post(
+        "/v1/attendance",
+        json={"test_id": test.id, "user_id": outsider.id, "status": "present"},
+        headers=h,
+    )
+    assert r.status_code == 422 and r.json()["error"]["code"] == "student_not_eligible"
+    await record(client, h, test, member)

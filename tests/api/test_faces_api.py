@@ -224,6 +224,15 @@ async def test_a_file_at_the_limit_passes(queued, student, auth_for):
             400,
             "malformed_multipart",
         ),
+        (
+            {
+                "content": b'--xyz\r\nContent-Disposition: form-data; name="file"; '
+                b'filename="a.jpg"\r\n\r\n' + JPEG[:20],
+                "headers": {"Content-Type": "multipart/form-data; boundary=xyz"},
+            },
+            400,
+            "malformed_multipart",
+        ),
     ],
 )
 async def test_malformed_uploads_are_4xx(client, student, auth_for, db, kwargs, status, code):
@@ -347,7 +356,7 @@ async def test_class_photo_by_the_tests_instructor_only(
     r = await queued.post(
         f"/v1/tests/{exam.id}/attendance/photo", files=files, headers=auth_for(other)
     )
-    assert r.status_code == 403 and r.json()["error"]["code"] == "not_test_owner"
+    assert r.status_code == 404  # another instructor's test does not exist for them
     r = await queued.post(
         f"/v1/tests/{exam.id}/attendance/photo", files=files, headers=auth_for(instructor)
     )
@@ -357,3 +366,36 @@ async def test_class_photo_by_the_tests_instructor_only(
     photo = db.get(FacePhoto, job.params["photo_id"])
     assert job.params == {"photo_id": photo.id, "test_id": exam.id}
     assert photo.purpose == "class_photo" and photo.user_id is None
+
+
+async def test_check_in_only_to_a_test_the_student_may_take(
+    client, make_user, instructor, auth_for, db
+):
+    from common.models import ClassMember, SchoolClass, TestClass
+
+    member, outsider = make_user("student"), make_user("student")
+    for student in (member, outsider):
+        enrollment(db, student)
+    assigned = Exam(owner_id=instructor.id, title="For group A")
+    draft = Exam(owner_id=instructor.id, title="Not published", published=False)
+    group = SchoolClass(owner_id=instructor.id, name="Group A")
+    db.add_all([assigned, draft, group])
+    db.flush()
+    db.add_all(
+        [
+            ClassMember(class_id=group.id, user_id=member.id),
+            TestClass(test_id=assigned.id, class_id=group.id),
+        ]
+    )
+    db.commit()
+    files = {"file": ("me.jpg", JPEG, "image/jpeg")}
+    for student, test, status in [
+        (outsider, assigned, 404),
+        (outsider, draft, 404),
+        (member, draft, 404),
+    ]:
+        r = await client.post(
+            f"/v1/tests/{test.id}/check-in", files=files, headers=auth_for(student)
+        )
+        assert r.status_code == status, (student.username, test.title, r.text)
+    assert count(db, FacePhoto) == 0 and count(db, Job) == 0

@@ -299,3 +299,52 @@ async def test_kept_photos(isolated, worker, settings, student, exam, auth_for, 
     # Deleting the face data removes the templates and every kept photo.
     assert (await client.delete(url, headers=h)).status_code == 204
     assert count(db, FaceEnrollment) == 0 and count(db, FacePhoto) == 0
+
+
+async def test_class_photo_matches_only_the_tests_classes(
+    client, worker, enrolled, exam, instructor, auth_for, db
+):
+    from common.models import ClassMember, SchoolClass, TestClass
+
+    # The test is assigned to a class of Obama and Miranda: Biden's face is someone unknown.
+    group = SchoolClass(owner_id=instructor.id, name="Group B")
+    db.add(group)
+    db.flush()
+    db.add_all(
+        [
+            ClassMember(class_id=group.id, user_id=enrolled["obama"].id),
+            ClassMember(class_id=group.id, user_id=enrolled["miranda"].id),
+            TestClass(test_id=exam.id, class_id=group.id),
+        ]
+    )
+    db.commit()
+    h = auth_for(instructor)
+    url = f"/v1/tests/{exam.id}/attendance/photo"
+    job = await wait_for_job(client, await submit(client, url, h, photo("two_people.jpg")), h)
+    assert job["status"] == "succeeded", job
+    assert [m["user_id"] for m in job["result"]["matched"]] == [enrolled["obama"].id]
+    assert job["result"]["unknown_faces"] == 1
+    assert [r.user_id for r in db.scalars(select(Attendance))] == [enrolled["obama"].id]
+    # A member checks in to it as usual.
+    oh = auth_for(enrolled["obama"])
+    url = f"/v1/tests/{exam.id}/check-in"
+    job = await wait_for_job(client, await submit(client, url, oh, photo("obama3.jpg")), oh)
+    assert job["result"]["verified"] is True
+    assert count(db, Attendance) == 1
+
+
+def test_dlib_is_loaded_in_the_worker_children_only(worker):
+    """The shared worker consumes `biometrics`: its children preload dlib (worker_process_init),
+    its main process never imports it."""
+    import psutil
+
+    def has_dlib(pid: int) -> bool:
+        return any("dlib" in m.path for m in psutil.Process(pid).memory_maps())
+
+    import time
+
+    deadline = time.monotonic() + 30  # a child that just started may still be loading
+    while not ((children := worker.children()) and all(has_dlib(pid) for pid in children)):
+        assert time.monotonic() < deadline, "worker children without dlib"
+        time.sleep(0.2)
+    assert not has_dlib(worker.proc.pid)

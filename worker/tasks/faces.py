@@ -15,18 +15,27 @@ its test, or by DELETE /v1/users/{id}/faces).
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import numpy.typing as npt
 import structlog
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, exists, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from common import faces
-from common.models import Attendance, FaceEnrollment, FacePhoto, Test, User
+from common.models import (
+    Attendance,
+    ClassMember,
+    FaceEnrollment,
+    FacePhoto,
+    Test,
+    TestClass,
+    User,
+)
 from worker import face_pipeline as fp
 from worker.app import app, settings
 from worker.jobs import TRANSIENT_ERRORS, JobContext, JobFailed, run_job
@@ -74,11 +83,28 @@ def _load_photo(photo_id: int) -> bytes:
     return bytes(data)
 
 
-def _decode(photo_id: int) -> fp.RGBImage:
+class _Stages:
+    """Milliseconds per stage of a face job, logged when it succeeds (no face data)."""
+
+    def __init__(self) -> None:
+        self._last = time.perf_counter()
+        self.ms: dict[str, int] = {}
+
+    def mark(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.ms[f"{stage}_ms"] = round((now - self._last) * 1000)
+        self._last = now
+
+
+def _decode(photo_id: int, stages: _Stages) -> fp.RGBImage:
+    data = _load_photo(photo_id)
+    stages.mark("load")
     try:
-        return fp.decode_image(_load_photo(photo_id), settings.face_max_image_pixels)
+        image = fp.decode_image(data, settings.face_max_image_pixels)
     except fp.FaceError as exc:
         raise JobFailed(exc.code, exc.message) from exc
+    stages.mark("decode")
+    return image
 
 
 def _claim_photo(session: Session, photo_id: int) -> bool:
@@ -158,12 +184,14 @@ def _round(distance: float) -> float:
 
 def _enroll(ctx: JobContext, photo_id: int) -> None:
     user_id = int(ctx.params["user_id"])
-    image = _decode(photo_id)
+    stages = _Stages()
+    image = _decode(photo_id, stages)
     try:
         encoding, quality = fp.encode_single_face(image, fp.ENROLL_MIN_FACE_PX)
     except fp.FaceError as exc:
         raise JobFailed(exc.code, exc.message) from exc
     del image
+    stages.mark("face")
     with ctx.finish() as session:
         # The user first, then the photo: the order in which deleting a user locks them.
         user = session.scalar(select(User).where(User.id == user_id).with_for_update())
@@ -201,6 +229,8 @@ def _enroll(ctx: JobContext, photo_id: int) -> None:
                 },
             }
         )
+    stages.mark("write")
+    log.info("faces.enrolled", **stages.ms)
 
 
 # -- check-in ------------------------------------------------------------------------------
@@ -208,17 +238,20 @@ def _enroll(ctx: JobContext, photo_id: int) -> None:
 
 def _check_in(ctx: JobContext, photo_id: int) -> None:
     user_id, test_id = int(ctx.params["user_id"]), int(ctx.params["test_id"])
-    image = _decode(photo_id)
+    stages = _Stages()
+    image = _decode(photo_id, stages)
     try:
         encoding, _ = fp.encode_single_face(image, fp.DEFAULT_MIN_FACE_PX)
     except fp.FaceError as exc:
         raise JobFailed(exc.code, exc.message) from exc
     del image
+    stages.mark("face")
     with db().transaction() as session:
         enrolled = _enrollments(session, [user_id]).get(user_id)
     if not enrolled:
         raise JobFailed("not_enrolled", "The student has no face enrollment.")
     verdict = faces.verify(encoding, _gallery(enrolled), settings.face_tolerance)
+    stages.mark("match")
     with ctx.finish() as session:
         keep = _claim_photo(session, photo_id)
         if verdict.verified:
@@ -247,29 +280,39 @@ def _check_in(ctx: JobContext, photo_id: int) -> None:
                 }
             )
         _release_photo(session, photo_id, keep)
+    stages.mark("write")
+    log.info("faces.checked_in", verified=verdict.verified, **stages.ms)
 
 
 # -- class photo ---------------------------------------------------------------------------
 
 
 def candidate_ids(session: Session, test_id: int) -> list[int] | None:
-    """The students a class photo of this test is matched against: None = every student."""
-    return None
+    """The students who may take the test, whom its class photo is matched against: the members
+    of its classes, or None (every student) when it is assigned to none."""
+    class_ids = select(TestClass.class_id).where(TestClass.test_id == test_id)
+    if session.scalar(select(exists(class_ids))) is not True:
+        return None
+    members = select(ClassMember.user_id).where(ClassMember.class_id.in_(class_ids)).distinct()
+    return list(session.scalars(members))
 
 
 def _class_photo(ctx: JobContext, photo_id: int) -> None:
     test_id = int(ctx.params["test_id"])
-    image = _decode(photo_id)
+    stages = _Stages()
+    image = _decode(photo_id, stages)
     found = fp.encode_all_faces(image)
     del image
     if not found:
         raise JobFailed("no_face", "No face found in the class photo.")
+    stages.mark("faces")
     ctx.check_canceled()
     with db().transaction() as session:
         _require_test(session, test_id)
         enrolled = _enrollments(session, candidate_ids(session, test_id))
     candidates = {uid: _gallery(encs) for uid, encs in enrolled.items()}
     matches, unknown = faces.assign_faces(found, candidates, settings.face_tolerance)
+    stages.mark("match")
     with ctx.finish() as session:
         keep = _claim_photo(session, photo_id)
         _require_test(session, test_id)
@@ -299,6 +342,8 @@ def _class_photo(ctx: JobContext, photo_id: int) -> None:
             }
         )
         _release_photo(session, photo_id, keep)
+    stages.mark("write")
+    log.info("faces.class_photo", faces=len(found), candidates=len(candidates), **stages.ms)
 
 
 @app.task(name="faces.enroll", **TASK_OPTIONS)
