@@ -762,7 +762,7 @@ async def test_slow_uploads_do_not_starve_other_requests(api, student, auth_for,
     uploads = [asyncio.create_task(post_raw(api, h, stalled_body())) for _ in range(10)]
     try:
         await asyncio.sleep(0.5)
-        r = await asyncio.wait_for(api.client.get(f"/v1/files/{key}", headers=h), timeout=5)
+        r = await asyncio.wait_for(api.client.get(f"/v1/files/{key}", headers=h), timeout=10)
         assert r.status_code == 200 and r.content == b"still served\n"
     finally:
         release.set()
