@@ -32,6 +32,7 @@ from api.errors import (
     UnsupportedMediaType,
 )
 from api.multipart import StreamingForm
+from api.services import test_access
 from common import files as files_common
 from common import storage as blobs
 from common.jobs import BrokerUnavailable, Publisher, enqueue
@@ -82,14 +83,12 @@ def _parse_test_id(text: str) -> int:
 
 
 async def _check_test_context(session: AsyncSession, principal: Principal, test_id: int) -> None:
-    """Admins may attach to any test, its owner to their own, students to published tests."""
-    test = await session.get(Test, test_id)
-    allowed = test is not None and (
-        principal.is_admin
-        or test.owner_id == principal.id
-        or (test.published and "tests:take" in principal.scopes)
+    """A file may be attached to a test its uploader can see (api.services.test_access): admins
+    any, instructors their own, students a published test open to them (no class, or theirs)."""
+    found = await session.scalar(
+        select(Test.id).where(Test.id == test_id, test_access.visible_clause(principal))
     )
-    if not allowed:
+    if found is None:
         raise _test_id_error("no such test", code="unknown_test")
 
 

@@ -26,7 +26,7 @@ from sqlalchemy import func, select, update
 from storage_servers import AWS_ENV, REGION, minimal_pdf
 
 from common.files import api_download_url, get_storage, purge_deleted_blobs, storage_config
-from common.models import FileDeletion, Job, StoredFile
+from common.models import ClassMember, FileDeletion, Job, SchoolClass, StoredFile, TestClass
 from common.models import Test as ExamTest
 from common.storage import Storage
 
@@ -398,9 +398,16 @@ async def test_attach_refused_for_unknown_or_foreign_tests(
     other = make_user("instructor")
     test = make_test(db, other)
     draft = make_test(db, other, published=False)
+    for_a_class = make_test(db, other)  # assigned to a class the student is not in
+    group = SchoolClass(owner_id=other.id, name="Another class")
+    db.add(group)
+    db.flush()
+    db.add(TestClass(test_id=for_a_class.id, class_id=group.id))
+    db.commit()
     cases = [
         (instructor, {"test_id": test.id}, None),  # another instructor's test
         (student, {"test_id": draft.id}, None),  # unpublished: students cannot see it
+        (student, {"test_id": for_a_class.id}, None),  # not open to this student
         (student, {"test_id": 2_000_000}, None),
         (student, {}, b"2000000"),  # unknown, as a form field (checked after streaming)
         (student, {"test_id": test.id}, str(draft.id).encode()),  # query and form disagree
@@ -416,6 +423,10 @@ async def test_attach_refused_for_unknown_or_foreign_tests(
     assert api.leftovers() == [] and count(db, StoredFile) == 0
     r = await upload(api, auth_for(other), b"key\n", "k.txt", params={"test_id": draft.id})
     assert r.status_code == 201  # the owner may attach to an unpublished test
+    db.add(ClassMember(class_id=group.id, user_id=student.id))
+    db.commit()
+    r = await upload(api, auth_for(student), b"mine\n", "m.txt", params={"test_id": for_a_class.id})
+    assert r.status_code == 201  # a member of the test's class may
 
 
 # Download and access -------------------------------------------------------------------------
