@@ -6,9 +6,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 
 from api.errors import install_error_handlers
+from api.observability import ObservabilityMiddleware
+from api.ratelimit import RateLimitMiddleware
 from api.resources import Resources
 from api.routers import (
     attendance,
@@ -17,6 +20,7 @@ from api.routers import (
     faces,
     files,
     health,
+    metrics,
     submissions,
     tasks,
     tests,
@@ -79,4 +83,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         v1.include_router(module.router)
     app.include_router(v1)
     app.include_router(health.router)
+    app.include_router(metrics.router)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["Authorization", "Content-Type", "If-None-Match", "X-Request-ID"],
+            expose_headers=["X-Total-Count", "X-Request-ID", "ETag", "Location", "Retry-After"],
+        )
+    # Added last = outermost: the access log and metrics also see requests refused with 429.
+    app.add_middleware(RateLimitMiddleware, settings=settings)
+    app.add_middleware(ObservabilityMiddleware)
     return app

@@ -18,6 +18,10 @@ def test_scope(test_id: int) -> str:
     return f"test:{test_id}"
 
 
+def stats_scope(test_id: int) -> str:
+    return f"stats:{test_id}"
+
+
 def version_key(prefix: str, scope: str) -> str:
     return f"{prefix}cache:v:{scope}"
 

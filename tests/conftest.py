@@ -117,8 +117,22 @@ async def app(settings: Any) -> AsyncIterator[Any]:
         yield application
 
 
+def clear_rate_limits(settings: Any) -> None:
+    """Rate-limit counters live in Redis across tests; each test starts with none."""
+    import redis
+
+    r = redis.Redis.from_url(settings.redis_url)
+    try:
+        keys = list(r.scan_iter(f"{settings.redis_key_prefix}rl*", count=1000))
+        if keys:
+            r.delete(*keys)
+    finally:
+        r.close()
+
+
 @pytest.fixture
-async def client(app: Any, db: Session) -> AsyncIterator[httpx.AsyncClient]:
+async def client(app: Any, db: Session, settings: Any) -> AsyncIterator[httpx.AsyncClient]:
+    clear_rate_limits(settings)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
         yield c

@@ -2,13 +2,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from pydantic import Field
 
-from api.deps import DbSession, PageDep, Principal, TestIdPath, scoped
+from api.cache import respond
+from api.deps import DbSession, PageDep, Principal, ResourcesDep, TestIdPath, scoped
 from api.errors import error_responses
 from api.schemas.tests import TestCreate, TestOut, TestSummary, TestTakerOut, TestUpdate
 from api.services import tests as service
+from common.cache import LISTS, stats_scope, test_scope
 
 router = APIRouter(prefix="/tests", tags=["tests"])
 ERRORS = error_responses(401, 403, 404)
@@ -27,9 +29,14 @@ TestView = Annotated[TestOut | TestTakerOut, Field(discriminator="view")]
     responses={**ERRORS, **error_responses(422)},
 )
 async def create_test(
-    body: TestCreate, session: DbSession, principal: Annotated[Principal, scoped("tests:write")]
+    body: TestCreate,
+    session: DbSession,
+    resources: ResourcesDep,
+    principal: Annotated[Principal, scoped("tests:write")],
 ) -> TestOut:
-    return await service.create_test(session=session, principal=principal, data=body)
+    created = await service.create_test(session=session, principal=principal, data=body)
+    await resources.cache.bump(LISTS)
+    return created
 
 
 @router.get(
@@ -42,14 +49,18 @@ async def create_test(
     responses=ERRORS,
 )
 async def list_tests(
-    response: Response,
+    request: Request,
     session: DbSession,
+    resources: ResourcesDep,
     page: PageDep,
     principal: Annotated[Principal, scoped("me")],
-) -> list[TestSummary]:
-    tests, total = await service.list_tests(session=session, principal=principal, page=page)
+) -> Response:
+    body, total = await service.list_tests_body(
+        session=session, principal=principal, page=page, cache=resources.cache
+    )
+    response = respond(request, body)
     response.headers["X-Total-Count"] = str(total)
-    return [TestSummary.model_validate(t) for t in tests]
+    return response
 
 
 @router.get(
@@ -63,9 +74,16 @@ async def list_tests(
     responses=ERRORS,
 )
 async def read_test(
-    test_id: TestIdPath, session: DbSession, principal: Annotated[Principal, scoped("me")]
-) -> TestOut | TestTakerOut:
-    return await service.read_test(session=session, principal=principal, test_id=test_id)
+    test_id: TestIdPath,
+    request: Request,
+    session: DbSession,
+    resources: ResourcesDep,
+    principal: Annotated[Principal, scoped("me")],
+) -> Response:
+    body = await service.read_test_body(
+        session=session, principal=principal, test_id=test_id, cache=resources.cache
+    )
+    return respond(request, body)
 
 
 @router.put(
@@ -83,11 +101,14 @@ async def update_test(
     test_id: TestIdPath,
     body: TestUpdate,
     session: DbSession,
+    resources: ResourcesDep,
     principal: Annotated[Principal, scoped("tests:write")],
 ) -> TestOut:
-    return await service.update_test(
+    updated = await service.update_test(
         session=session, principal=principal, test_id=test_id, data=body
     )
+    await resources.cache.bump(test_scope(test_id), stats_scope(test_id), LISTS)
+    return updated
 
 
 @router.delete(
@@ -103,7 +124,9 @@ async def update_test(
 async def delete_test(
     test_id: TestIdPath,
     session: DbSession,
+    resources: ResourcesDep,
     principal: Annotated[Principal, scoped("tests:write")],
 ) -> Response:
     await service.delete_test(session=session, principal=principal, test_id=test_id)
+    await resources.cache.bump(test_scope(test_id), stats_scope(test_id), LISTS)
     return Response(status_code=204)

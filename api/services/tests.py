@@ -6,9 +6,11 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import TypeAdapter
 from sqlalchemy import delete, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.cache import ResponseCache
 from api.deps import Page, Principal
 from api.errors import Conflict, Unprocessable
 from api.schemas.tests import (
@@ -20,10 +22,12 @@ from api.schemas.tests import (
     QuestionUpdate,
     TestCreate,
     TestOut,
+    TestSummary,
     TestTakerOut,
     TestUpdate,
 )
 from api.services import test_access as access
+from common.cache import LISTS, test_scope
 from common.gradebook import answer_key
 from common.grading import key_changes_scores
 from common.models import Attempt, Job, Option, Question, SchoolClass, Submission, Test, TestClass
@@ -254,6 +258,57 @@ async def read_test(
             .limit(1)
         )
     return taker_view(test, questions, attempt)
+
+
+async def read_test_body(
+    *, session: AsyncSession, principal: Principal, test_id: int, cache: ResponseCache
+) -> bytes:
+    """The test as JSON for this caller, from the cache when possible.
+
+    Owners and admins share the "owner" entry, students the "taker" entry (no key material):
+    the two audiences never share a view. The access check runs on every request; only the
+    questions, options and their serialisation come from the cache. A shuffled test is ordered
+    per attempt, so a student's view of it is not cached.
+    """
+    test = await access.get_test(session, principal, test_id)
+    owner = access.manages(principal, test)
+    if not owner and (test.shuffle_questions or test.shuffle_options):
+        view = await read_test(session=session, principal=principal, test_id=test_id)
+        return view.model_dump_json().encode()
+
+    async def compute() -> bytes:
+        questions = await access.load_questions(session, test.id)
+        if owner:
+            view: TestOut | TestTakerOut = owner_view(
+                test, questions, await class_ids_of(session, test.id)
+            )
+        else:
+            view = taker_view(test, questions, None)
+        return view.model_dump_json().encode()
+
+    audience = "owner" if owner else "taker"
+    return await cache.get_or_compute(
+        "test_detail", (test_scope(test.id), LISTS), (audience,), compute
+    )
+
+
+async def list_tests_body(
+    *, session: AsyncSession, principal: Principal, page: Page, cache: ResponseCache
+) -> tuple[bytes, int]:
+    """The caller's page of tests as JSON and the total, cached per caller and page."""
+
+    async def compute() -> bytes:
+        tests, total = await list_tests(session=session, principal=principal, page=page)
+        items = TypeAdapter(list[TestSummary]).dump_json(
+            [TestSummary.model_validate(t) for t in tests]
+        )
+        return f"{total}\n".encode() + items
+
+    body = await cache.get_or_compute(
+        "test_list", (LISTS,), (principal.id, principal.role, page.limit, page.offset), compute
+    )
+    total, _, items = body.partition(b"\n")
+    return items, int(total)
 
 
 def _match(

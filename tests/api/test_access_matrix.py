@@ -31,6 +31,7 @@ ACCESS: dict[tuple[str, str], tuple[int, int, int, int]] = {
     ("POST", "/v1/tasks/diagnostics/echo"): (401, 403, 403, 422),
     ("GET", "/health"): (200, 200, 200, 200),
     ("GET", "/health/live"): (200, 200, 200, 200),
+    ("GET", "/metrics"): (200, 200, 200, 200),
     # Attendance and faces. {test_id}: a published test of another instructor, open to every
     # student; {attendance_id}: the student's record for it; {face_id}: the student's enrollment.
     ("GET", "/v1/attendance"): (401, 200, 200, 200),
@@ -183,6 +184,8 @@ def _files_fill(db, make_user, student) -> dict[str, str]:
 @pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize(("method", "path"), sorted(ACCESS))
 async def test_route_access(request, client, make_user, auth_for, method, path, role):
+    if path == "/health":
+        request.getfixturevalue("worker")  # readiness includes "a worker answers"
     student = make_user("student")
     fill = {"user_id": student.id, "task_id": uuid.uuid4()}
     if "{attendance_id}" in path or "{face_id}" in path or path in ATTENDANCE_TEST_PATHS:
