@@ -45,6 +45,9 @@ class CeleryPublisher:
             args=[str(job_id)],
             task_id=str(job_id),
             queue=TASK_QUEUES[task_name],
+            # Results live in the jobs table; skipping the result backend also keeps a Redis
+            # outage from stalling the publish in its reconnect loop.
+            ignore_result=True,
             retry=True,
             retry_policy={"max_retries": 2, "interval_start": 0.1, "interval_step": 0.2},
         )
