@@ -194,12 +194,15 @@ def load(
                 nonlocal errors
                 n = 0
                 while (now := time.perf_counter()) < stop:
-                    r = await make_request(client, i * 1_000_000 + n)
+                    try:
+                        r = await make_request(client, i * 1_000_000 + n)
+                        ok = r.status_code == expect
+                    except httpx.TransportError:
+                        ok = False  # counted, not fatal: a figure with its error count
                     n += 1
                     if now >= measure_from:
                         latencies.append(time.perf_counter() - now)
-                        if r.status_code != expect:
-                            errors += 1
+                        errors += not ok
 
             await asyncio.gather(*(user(i) for i in range(concurrency)))
         return LoadResult(name, len(latencies), errors, duration, latencies)

@@ -1,0 +1,79 @@
+"""Issue #7 figures: GET /v1/tests/{id} of a 50-question test as a student, cached versus
+uncached, and the per-request cost of rate limiting (GET /v1/users/me with limits on and off).
+
+Server: gunicorn with 2 uvicorn workers. Load generator: bench/_stack.py `load` (Python,
+httpx + asyncio, closed loop, keep-alive, 16 concurrent clients) on the same 2-core machine.
+"""
+
+from __future__ import annotations
+
+import httpx
+from _stack import fresh_database, gunicorn, load
+from bench_auth_users import PASSWORD, seed
+
+
+def _login(base: str, username: str) -> dict[str, str]:
+    r = httpx.post(f"{base}/v1/auth/login", json={"username": username, "password": PASSWORD})
+    return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
+def _make_test(base: str) -> int:
+    admin = _login(base, "bench-admin")
+    body = {
+        "title": "Fifty questions",
+        "description": "benchmark",
+        "questions": [
+            {
+                "text": f"Question {i}: which of these is right? " + "x" * 80,
+                "options": [
+                    {"text": f"Option {j} " + "y" * 40, "is_correct": j == i % 4} for j in range(4)
+                ],
+            }
+            for i in range(50)
+        ],
+    }
+    r = httpx.post(f"{base}/v1/tests", json=body, headers=admin)
+    r.raise_for_status()
+    return int(r.json()["id"])
+
+
+def main() -> None:
+    print("== caching and rate limiting (gunicorn 2 workers; httpx closed loop, 16 clients) ==")
+    with fresh_database() as env:
+        seed(env, users=3)
+        for cache in ("false", "true"):
+            run_env = {**env, "CACHE_ENABLED": cache, "RATE_LIMIT_ENABLED": "false"}
+            with gunicorn(run_env) as base:
+                test_id = _make_test(base)
+                student = _login(base, "student0000")
+                state = "on" if cache == "true" else "off"
+                name = f"GET /v1/tests/{{id}} 50 q, student, cache {state}"
+                path = f"/v1/tests/{test_id}"
+                print(
+                    load(
+                        name, base, lambda c, i, path=path, h=student: c.get(path, headers=h)
+                    ).line(),
+                    flush=True,
+                )
+        results = {}
+        for limits in ("false", "true"):
+            run_env = {**env, "RATE_LIMIT_ENABLED": limits, "RATE_LIMIT_USER": "100000000/minute"}
+            with gunicorn(run_env) as base:
+                student = _login(base, "student0001")
+                r = load(
+                    f"GET /v1/users/me, rate limits {'on' if limits == 'true' else 'off'}",
+                    base,
+                    lambda c, i, h=student: c.get("/v1/users/me", headers=h),
+                )
+                results[limits] = r
+                print(r.line(), flush=True)
+        off, on = results["false"], results["true"]
+        print(
+            f"rate limiting overhead: {(on.pct(50) - off.pct(50)):+.2f} ms at p50, "
+            f"{(1 / on.rps - 1 / off.rps) * 1000 * 16:+.2f} ms of server time per request "
+            "(from throughput at 16 clients)"
+        )
+
+
+if __name__ == "__main__":
+    main()
