@@ -81,6 +81,8 @@ def gunicorn(env: dict[str, str], workers: int = 2) -> Iterator[str]:
             f"127.0.0.1:{port}",
             "--log-level",
             "warning",
+            "--keep-alive",
+            "30",
         ],
         cwd=ROOT,
         env=env,
