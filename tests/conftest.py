@@ -356,3 +356,31 @@ from storage_servers import (  # noqa: E402, F401
     pdf_bytes,
     s3_bucket,
 )
+
+
+def start_api_server(env: dict[str, str], log_path: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """The real API in a uvicorn process on a free port, as `make run` starts it."""
+    import httpx
+
+    port = free_port()
+    log = log_path.open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "api.main:create_app", "--factory", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    log.close()  # the child keeps its own descriptor
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{base}/health/live", timeout=1).status_code == 200:
+                return proc, base
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(f"API did not start:\n{log_path.read_text()[-3000:]}")
+        time.sleep(0.1)

@@ -3,48 +3,15 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
 
 import httpx
-from conftest import PASSWORD, ROOT, free_port
+from conftest import PASSWORD, start_api_server
 
 
 def test_uvicorn_process_serves_login_docs_and_health(test_env, make_user, tmp_path):
     user = make_user("instructor")
-    port = free_port()
-    log = (tmp_path / "api.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "api.main:create_app",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        cwd=ROOT,
-        env={**os.environ, **test_env},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
+    proc, base = start_api_server({**os.environ, **test_env}, tmp_path / "api.log")
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/health/live", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, (
-                tmp_path / "api.log"
-            ).read_text()
-            time.sleep(0.1)
         r = httpx.post(
             f"{base}/v1/auth/login", json={"username": user.username, "password": PASSWORD}
         )
@@ -64,4 +31,3 @@ def test_uvicorn_process_serves_login_docs_and_health(test_env, make_user, tmp_p
     finally:
         proc.terminate()
         proc.wait(10)
-        log.close()

@@ -5,16 +5,13 @@ breaks its documented schema. `make test` runs a bounded number of examples per 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 
 import httpx
 import pytest
 import schemathesis
-from conftest import PASSWORD, ROOT, free_port, password_hash
+from conftest import PASSWORD, password_hash, start_api_server
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from schemathesis.checks import not_a_server_error, response_schema_conformance
@@ -25,40 +22,11 @@ ROLES = ("anonymous", "student", "instructor", "admin")
 
 @pytest.fixture(scope="module")
 def live_api(test_env, tmp_path_factory) -> Iterator[str]:
-    port = free_port()
-    log = (tmp_path_factory.mktemp("fuzz") / "api.log").open("wb")
     env = {**os.environ, **test_env, "RATE_LIMIT_ENABLED": "false"}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "api.main:create_app",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{base}/health/live", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        assert proc.poll() is None and time.monotonic() < deadline
-        time.sleep(0.1)
+    proc, base = start_api_server(env, tmp_path_factory.mktemp("fuzz") / "api.log")
     yield base
     proc.terminate()
     proc.wait(10)
-    log.close()
 
 
 @pytest.fixture(scope="module")
