@@ -171,9 +171,12 @@ def run() -> int:
                     "127.0.0.1",
                     "--port",
                     str(port),
-                ]
+                ],
+                # Own session: Ctrl-C reaches only this launcher, which then stops each child
+                # once and in order, instead of every process handling the signal at once.
+                start_new_session=True,
             ),
-            subprocess.Popen(worker_command()),
+            subprocess.Popen(worker_command(), start_new_session=True),
         ]
         for proc in procs:
             stack.callback(_stop, proc)
