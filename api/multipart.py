@@ -5,6 +5,9 @@ size limit would be checked only after the bytes arrived. `StreamingForm` feeds 
 python-multipart's push parser chunk by chunk instead: the file field comes out as a stream of
 chunks while the body arrives, limits are enforced as bytes come in, and small text fields
 are collected on the way. Memory stays bounded by one network chunk.
+
+`read_file_bytes` is the small-file case built on it (face photos): the one file part read into
+memory, refused with 413 as soon as it passes its limit, other small fields skipped.
 """
 
 from __future__ import annotations
@@ -12,14 +15,21 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from api.errors import Unprocessable, UnsupportedMediaType
+from api.errors import AppError, PayloadTooLarge, Unprocessable, UnsupportedMediaType
 from common.storage import TooLarge
 
 MAX_HEADER_BYTES = 8 * 1024  # all headers of one part together
+
+
+class BadMultipart(Unprocessable):
+    """A malformed, truncated or oddly framed multipart body."""
+
+    code = "bad_multipart"
 
 
 @dataclass(frozen=True)
@@ -40,7 +50,7 @@ def boundary_of(content_type: str | None) -> bytes:
         )
     boundary = params.get(b"boundary", b"")
     if not boundary or len(boundary) > 200:
-        raise Unprocessable("multipart/form-data without a valid boundary", code="bad_multipart")
+        raise BadMultipart("multipart/form-data without a valid boundary")
     return boundary
 
 
@@ -57,7 +67,12 @@ class StreamingForm:
     storing anything), then iterate `file_chunks()`, which yields the rest of the file and
     reads the body to its end, so that text fields sent after the file are collected too.
     Raises TooLarge past `max_file_size` (file) or `max_body_size` (whole body),
-    Unprocessable for a malformed, truncated or unexpected body.
+    Unprocessable for a malformed, truncated or unexpected body (BadMultipart for the framing).
+
+    A field not named in `text_fields` is refused (422 `unknown_field`), unless
+    `other_field_max_bytes` is set: such fields are then read and dropped, each up to that many
+    bytes (BadMultipart past it). With `require_filename`, the file field must be sent as a
+    file (a `filename` parameter, possibly empty), not as a text field.
     """
 
     def __init__(
@@ -70,6 +85,8 @@ class StreamingForm:
         max_file_size: int,
         max_body_size: int,
         max_parts: int = 8,
+        require_filename: bool = False,
+        other_field_max_bytes: int | None = None,
     ) -> None:
         self._body = body
         self._parser = MultipartParser(
@@ -90,6 +107,8 @@ class StreamingForm:
         self.max_file_size = max_file_size
         self.max_body_size = max_body_size
         self.max_parts = max_parts
+        self.require_filename = require_filename
+        self.other_field_max_bytes = other_field_max_bytes
         self.fields: dict[str, str] = {}
         self.file: FilePart | None = None
         self.file_size = 0
@@ -102,6 +121,8 @@ class StreamingForm:
         self._header_bytes = 0
         self._current: str | None = None  # "file", a text field's name, or None
         self._text = bytearray()
+        self._skipping = False  # inside a field that is read and dropped
+        self._skipped = 0
         self._file_done = False
         self._body_done = False
         self._ended = False
@@ -111,8 +132,9 @@ class StreamingForm:
     def _on_part_begin(self) -> None:
         self._parts += 1
         if self._parts > self.max_parts:
-            raise Unprocessable("too many form fields", code="bad_multipart")
+            raise BadMultipart("too many form fields")
         self._headers, self._header_bytes, self._current = {}, 0, None
+        self._skipping, self._skipped = False, 0
 
     def _on_header_field(self, data: bytes, start: int, end: int) -> None:
         self._grow_header(end - start)
@@ -125,7 +147,7 @@ class StreamingForm:
     def _grow_header(self, n: int) -> None:
         self._header_bytes += n
         if self._header_bytes > MAX_HEADER_BYTES:
-            raise Unprocessable("multipart part headers too large", code="bad_multipart")
+            raise BadMultipart("multipart part headers too large")
 
     def _on_header_end(self) -> None:
         name = bytes(self._header_name).decode("latin-1").strip().lower()
@@ -139,15 +161,14 @@ class StreamingForm:
         )
         name_b = params.get(b"name")
         if disposition != b"form-data" or name_b is None:
-            raise Unprocessable(
-                "every multipart part needs Content-Disposition: form-data; name=…",
-                code="bad_multipart",
-            )
+            raise BadMultipart("every multipart part needs Content-Disposition: form-data; name=…")
         name = name_b.decode("utf-8", "replace")
         if name == self.file_field:
             if self.file is not None:
                 raise _field_error(name, "send exactly one file")
             raw_filename = params.get(b"filename")
+            if self.require_filename and raw_filename is None:
+                raise _field_error(name, "must be a file, not a text field")
             raw_type = self._headers.get("content-type")
             self.file = FilePart(
                 field=name,
@@ -159,6 +180,8 @@ class StreamingForm:
             if name in self.fields:
                 raise _field_error(name, "sent twice")
             self._current, self._text = name, bytearray()
+        elif self.other_field_max_bytes is not None:
+            self._skipping = True
         else:
             raise _field_error(name[:64], "unknown form field", code="unknown_field")
 
@@ -174,6 +197,16 @@ class StreamingForm:
             self._text += data[start:end]
             if len(self._text) > self.text_fields[self._current]:
                 raise _field_error(self._current, "too long")
+        elif self._skipping:
+            self._skipped += end - start
+            if (
+                self.other_field_max_bytes is not None
+                and self._skipped > self.other_field_max_bytes
+            ):
+                raise BadMultipart(
+                    f"fields other than {self.file_field!r} are limited to "
+                    f"{self.other_field_max_bytes:,} bytes"
+                )
 
     def _on_part_end(self) -> None:
         if self._current == "file":
@@ -183,7 +216,7 @@ class StreamingForm:
                 self.fields[self._current] = self._text.decode("utf-8")
             except UnicodeDecodeError:
                 raise _field_error(self._current, "not UTF-8 text") from None
-        self._current = None
+        self._current, self._skipping = None, False
 
     def _on_end(self) -> None:
         self._ended = True
@@ -205,9 +238,7 @@ class StreamingForm:
         try:
             self._parser.write(chunk)
         except FormParserError as exc:
-            raise Unprocessable(
-                "malformed multipart body", code="bad_multipart", details={"reason": str(exc)}
-            ) from None
+            raise BadMultipart("malformed multipart body", details={"reason": str(exc)}) from None
 
     async def read_head(self, n: int) -> tuple[bytes, bool]:
         """At least n bytes of the file (fewer if it is shorter), and whether that is all of it.
@@ -241,6 +272,121 @@ class StreamingForm:
         # Raised while the storage is still consuming the stream, so a truncated upload is
         # discarded rather than stored.
         if self._body_done and not self._ended:
-            raise Unprocessable(
-                "multipart body ended before its closing boundary", code="bad_multipart"
-            )
+            raise BadMultipart("multipart body ended before its closing boundary")
+
+
+# One small file read into memory -------------------------------------------------------------
+
+# Room for the multipart framing and a few small fields next to the file.
+ENVELOPE_BYTES = 64 * 1024
+OTHER_FIELD_MAX_BYTES = 1024
+
+
+class MalformedMultipart(AppError):
+    status_code = 400
+    code = "malformed_multipart"
+
+
+@dataclass(frozen=True)
+class Upload:
+    filename: str  # as sent (UTF-8 decoded, at most 255 characters; may be empty)
+    content_type: str | None  # as claimed by the client (at most 100 characters)
+    data: bytes
+
+
+def multipart_body(field: str, description: str) -> dict[str, Any]:
+    """`openapi_extra` documenting a multipart body with one required file field."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": [field],
+                        "properties": {
+                            field: {
+                                "type": "string",
+                                "format": "binary",
+                                "description": description,
+                            }
+                        },
+                    }
+                }
+            },
+        }
+    }
+
+
+def _missing(field: str) -> Unprocessable:
+    return Unprocessable(
+        f"{field}: a file is required (multipart/form-data, field {field!r})",
+        details=[
+            {"path": field, "location": "body", "message": "Field required", "type": "missing"}
+        ],
+    )
+
+
+def _file_too_large(max_bytes: int) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"the file is larger than {max_bytes:,} bytes", details={"max_bytes": max_bytes}
+    )
+
+
+async def read_file_bytes(
+    body: AsyncIterator[bytes],
+    content_type: str | None,
+    content_length: str | None,
+    *,
+    field: str,
+    max_bytes: int,
+) -> Upload:
+    """The file sent as `field` of a multipart/form-data body, read into memory while the body
+    streams in: at most `max_bytes` plus one network chunk is ever held.
+
+    Other fields are skipped (each up to 1 KiB). Errors: 415 `unsupported_media_type` for
+    another content type; 413 `payload_too_large` past `max_bytes` (at once from
+    Content-Length); 422 `validation_error` when the field is missing, not a file or sent
+    twice (also without any Content-Type); 400 `malformed_multipart` for a malformed or
+    truncated body.
+    """
+    if not content_type:
+        raise _missing(field)
+    max_body_size = max_bytes + ENVELOPE_BYTES
+    if content_length and content_length.isdigit() and int(content_length) > max_body_size:
+        raise _file_too_large(max_bytes)  # refused before reading a byte of the body
+    try:
+        form = StreamingForm(
+            body,
+            content_type,
+            file_field=field,
+            text_fields={},
+            max_file_size=max_bytes,
+            max_body_size=max_body_size,
+            require_filename=True,
+            other_field_max_bytes=OTHER_FIELD_MAX_BYTES,
+        )
+    except UnsupportedMediaType:
+        raise UnsupportedMediaType(
+            f"send the file as multipart/form-data with the field {field!r}",
+            details={"content_type": content_type[:100]},
+        ) from None
+    except BadMultipart as exc:
+        raise MalformedMultipart(exc.message, details=exc.details) from None
+    data = bytearray()
+    try:
+        async for chunk in form.file_chunks():  # the whole body, to its closing boundary
+            data += chunk
+    except BadMultipart as exc:
+        if form.body_size == 0:  # nothing sent at all: the file is missing
+            raise _missing(field) from None
+        raise MalformedMultipart(exc.message, details=exc.details) from None
+    except TooLarge:
+        raise _file_too_large(max_bytes) from None
+    if form.file is None:
+        raise _missing(field)
+    return Upload(
+        filename=(form.file.filename or "")[:255],
+        content_type=form.file.content_type[:100] if form.file.content_type else None,
+        data=bytes(data),
+    )

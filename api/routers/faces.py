@@ -19,10 +19,10 @@ from api.deps import (
     scoped,
 )
 from api.errors import error_responses
+from api.multipart import Upload, multipart_body, read_file_bytes
 from api.responses import ACCEPTED_DOC, accepted
 from api.schemas.faces import FaceEnrollmentOut
 from api.services import faces as service
-from api.uploads import Upload, multipart_body, read_file_upload
 
 router = APIRouter(tags=["faces"])
 ERRORS = error_responses(401, 403, 404)
@@ -33,8 +33,12 @@ PHOTO_DOC = "A JPEG, PNG, WebP, BMP, GIF or TIFF photo (size limit: FACE_UPLOAD_
 
 def _reader(request: Request, resources: ResourcesDep) -> service.ReadUpload:
     async def read() -> Upload:
-        return await read_file_upload(
-            request, field="file", max_bytes=resources.settings.face_upload_max_bytes
+        return await read_file_bytes(
+            request.stream(),
+            request.headers.get("content-type"),
+            request.headers.get("content-length"),
+            field="file",
+            max_bytes=resources.settings.face_upload_max_bytes,
         )
 
     return read

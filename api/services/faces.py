@@ -18,9 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.deps import Page, Principal
 from api.errors import Conflict, NotFound, Unprocessable
+from api.multipart import Upload
 from api.resources import Resources
 from api.services import test_access
-from api.uploads import Upload
 from common.jobs import enqueue
 from common.models import FaceEnrollment, FacePhoto, Job, User
 
