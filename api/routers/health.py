@@ -11,6 +11,7 @@ from sqlalchemy import text
 
 from api.deps import ResourcesDep
 from api.resources import Resources
+from common.files import get_storage
 
 router = APIRouter(tags=["health"])
 
@@ -56,10 +57,17 @@ def _checks(resources: Resources) -> dict[str, Callable[[], Awaitable[Any]]]:
             raise RuntimeError("no worker answered")
         return {"answered": next(iter(replies[0]))}
 
+    async def storage() -> dict[str, Any]:
+        # A lookup of a key that never exists: proves the root (or bucket) answers.
+        store = get_storage(resources.settings)
+        await asyncio.to_thread(store.exists, "health-probe")
+        return {"backend": resources.settings.storage_backend}
+
     checks: dict[str, Callable[[], Awaitable[Any]]] = {
         "database": database,
         "redis": redis,
         "broker": broker,
+        "storage": storage,
         "workers": workers,
     }
     checks.update(resources.extra_health_checks)

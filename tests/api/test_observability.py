@@ -61,3 +61,21 @@ async def test_metrics_token_guards_the_endpoint(isolated):
     assert (await client.get("/metrics")).status_code == 404
     r = await client.get("/metrics", headers={"Authorization": "Bearer scrape-secret"})
     assert r.status_code == 200 and "mcq_http_requests_total" in r.text
+
+
+async def test_health_reports_every_component(client, worker):
+    r = await client.get("/health")
+    assert r.status_code == 200, r.text
+    components = r.json()["components"]
+    assert set(components) == {"database", "redis", "broker", "storage", "workers"}
+    assert all(c["status"] == "ok" and c["latency_ms"] >= 0 for c in components.values())
+    assert r.headers["cache-control"] == "no-store"
+
+
+async def test_every_operation_is_documented(app):
+    for path, operations in app.openapi()["paths"].items():
+        for method, op in operations.items():
+            where = f"{method.upper()} {path}"
+            assert op.get("tags"), where
+            assert op.get("summary"), where
+            assert op.get("description"), where

@@ -57,6 +57,7 @@ async def test_redis_down_fails_open_and_recovers(isolated, own_redis, admin, au
     assert components["redis"]["status"] == "down"
     assert components["broker"]["status"] == "down"
     assert components["database"]["status"] == "ok"
+    assert components["storage"]["status"] == "ok"
     metrics = (await client.get("/metrics")).text
     assert 'mcq_fail_open_total{feature="rate_limit"}' in metrics
 
