@@ -64,8 +64,8 @@ class RateLimiter:
             _storage_uri(settings.redis_url),
             implementation="redispy",
             key_prefix=f"{settings.redis_key_prefix}rl",
-            socket_connect_timeout=0.5,
-            socket_timeout=0.5,
+            socket_connect_timeout=1,
+            socket_timeout=1,
         )
         self.strategy = SlidingWindowCounterRateLimiter(self.storage)
         self.limits: dict[str, RateLimitItem] = {
