@@ -14,14 +14,27 @@ from typing import Any, Protocol
 
 import orjson
 
-from common.grading import AnswerKey, Correctness, QuestionKey, Scheme, ScoreResult
+from common.grading import (
+    AnswerKey,
+    Answers,
+    AnswerValidationError,
+    Correctness,
+    QuestionKey,
+    Scheme,
+    ScoreResult,
+    normalize_answers,
+    validate_answers,
+)
 
 __all__ = [
     "STATE_CODES",
     "DetailsEncoder",
     "QuestionView",
     "answer_key",
+    "chosen_lists",
+    "details_json",
     "details_view",
+    "read_answers",
     "stored_answers",
     "stored_details",
 ]
@@ -85,9 +98,40 @@ def answer_key(test: _TestSettings, questions: Iterable[_QuestionRow]) -> Answer
     )
 
 
-def stored_answers(answers: Mapping[int, AbstractSet[int]]) -> dict[str, list[int]]:
-    """Normalised answers as stored: {"question id": [sorted option ids]}, answered only."""
-    return {str(qid): sorted(chosen) for qid, chosen in answers.items() if chosen}
+def stored_answers(answers: Mapping[int, AbstractSet[int]], key: AnswerKey) -> dict[str, Any]:
+    """Validated answers as stored, in the API's own shape: {"question id": option id} for a
+    single-answer question, {"question id": [sorted option ids]} for a multiple one; answered
+    questions only. That shape passes `validate_answers`' fast path when read back."""
+    out: dict[str, Any] = {}
+    for q in key.questions:
+        chosen = answers.get(q.id)
+        if chosen:
+            out[str(q.id)] = (
+                next(iter(chosen)) if not q.multiple and len(chosen) == 1 else sorted(chosen)
+            )
+    return out
+
+
+def read_answers(key: AnswerKey, stored: Mapping[str, Any]) -> Answers:
+    """Stored answers, normalised for `score`: validated against the current key when they
+    still fit it (the fast path), else only shape-checked (after a key edit they may name
+    options or questions the key no longer has, which `score` tolerates).
+
+    Raises AnswerValidationError (or TypeError / AttributeError) for data that is not answers.
+    """
+    try:
+        return validate_answers(key, stored)
+    except AnswerValidationError:
+        return normalize_answers(stored)
+
+
+def chosen_lists(stored: Mapping[str, Any]) -> dict[str, list[int]]:
+    """Stored answers as {"question id": [option ids]}, whatever their shape."""
+    return {
+        qid: sorted(value) if isinstance(value, list) else [value]
+        for qid, value in stored.items()
+        if value is not None and value != []
+    }
 
 
 def stored_details(result: ScoreResult) -> list[list[Any]]:
@@ -96,6 +140,12 @@ def stored_details(result: ScoreResult) -> list[list[Any]]:
         [q.question_id, q.points, q.max_points, STATE_CODES[q.correctness]]
         for q in result.questions
     ]
+
+
+def details_json(result: ScoreResult) -> str:
+    """`stored_details` as the exact JSON text every writer stores (compact, orjson), so a
+    regrade can tell an unchanged row by comparing text."""
+    return orjson.dumps(stored_details(result)).decode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,26 +164,25 @@ def details_view(stored: Iterable[Sequence[Any]]) -> list[QuestionView]:
 
 
 class DetailsEncoder:
-    """`stored_details` as compact JSON text, fast enough for a bulk regrade.
+    """`details_json`, byte for byte, fast enough for a bulk regrade.
 
     `score` hands out the key's precomputed result objects, so each one's JSON fragment is
     built once and then reused by identity. One encoder per key.
     """
 
     def __init__(self) -> None:
-        self._fragments: dict[int, bytes] = {}
+        self._fragments: dict[int, str] = {}
         self._keep: list[object] = []  # keeps ids stable while the encoder lives
 
-    def encode(self, result: ScoreResult) -> bytes:
+    def encode(self, result: ScoreResult) -> str:
         fragments = self._fragments
-        parts = []
-        for q in result.questions:
-            fragment = fragments.get(id(q))
-            if fragment is None:
-                fragment = orjson.dumps(
-                    [q.question_id, q.points, q.max_points, STATE_CODES[q.correctness]]
-                )
-                fragments[id(q)] = fragment
-                self._keep.append(q)
-            parts.append(fragment)
-        return b"[" + b",".join(parts) + b"]"
+        try:
+            return "[" + ",".join([fragments[id(q)] for q in result.questions]) + "]"
+        except KeyError:
+            for q in result.questions:
+                if id(q) not in fragments:
+                    fragments[id(q)] = orjson.dumps(
+                        [q.question_id, q.points, q.max_points, STATE_CODES[q.correctness]]
+                    ).decode()
+                    self._keep.append(q)
+            return "[" + ",".join([fragments[id(q)] for q in result.questions]) + "]"

@@ -129,10 +129,13 @@ class Settings(BaseSettings):
     # Tests and grading. A submit is still accepted SUBMISSION_GRACE_SECONDS after an attempt's
     # deadline or a test's close time (the click that raced the clock); a CSV import is stored
     # in the database for the worker, up to SUBMISSION_IMPORT_MAX_BYTES; the regrade job reads
-    # and scores REGRADE_BATCH_SIZE submissions between progress reports.
+    # and scores REGRADE_BATCH_SIZE submissions between progress reports, in
+    # REGRADE_PROCESSES processes.
     submission_grace_seconds: int = Field(30, ge=0, le=600)
     submission_import_max_bytes: int = Field(10 * 1024 * 1024, ge=1024, le=100 * 1024 * 1024)
     regrade_batch_size: int = Field(10_000, ge=100, le=1_000_000)
+    # Processes scoring a big regrade in parallel (forked by the job); 0: one per CPU.
+    regrade_processes: int = Field(0, ge=0, le=8)
 
     # Logs: JSON for machines (default), console for a developer's terminal.
     log_level: Literal["debug", "info", "warning", "error"] = "info"

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import UploadFile
-from sqlalchemy import exists, func, select
+from sqlalchemy import JSON, Text, cast, exists, func, insert, literal, select
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
@@ -40,8 +40,16 @@ from api.services.tests import (
     ordered,
     taker_questions,
 )
-from common.gradebook import answer_key, details_view, stored_answers, stored_details
-from common.grading import AnswerValidationError, normalize_answers, score, validate_answers
+from common.gradebook import (
+    answer_key,
+    chosen_lists,
+    details_json,
+    details_view,
+    read_answers,
+    stored_answers,
+    stored_details,
+)
+from common.grading import AnswerValidationError, score, validate_answers
 from common.item_stats import quiz_statistics
 from common.jobs import enqueue
 from common.models import Attempt, Job, Question, Submission, SubmissionImport, Test, User
@@ -238,33 +246,39 @@ async def submit(
         attempt_id = inserted
     result = score(key, chosen)
     details = stored_details(result)
-    submission = Submission(
-        test_id=test.id,
-        user_id=principal.id,
-        attempt_id=attempt_id,
-        attempt=number,
-        answers=stored_answers(chosen),
-        score=result.score,
-        max_score=result.max_score,
-        key_version=test.key_version,
-        details=details,
-        source="api",
-        graded_at=now,
-    )
-    session.add(submission)
+    key_version, review = test.key_version, access.review_allowed(principal, test, now)
     try:
+        row = (
+            await session.execute(
+                insert(Submission)
+                .values(
+                    test_id=test.id,
+                    user_id=principal.id,
+                    attempt_id=attempt_id,
+                    attempt=number,
+                    answers=stored_answers(chosen, key),
+                    score=result.score,
+                    max_score=result.max_score,
+                    key_version=key_version,
+                    # The exact text every writer stores: see common.gradebook.details_json.
+                    details=cast(literal(details_json(result), Text), JSON),
+                    source="api",
+                    graded_at=now,
+                )
+                .returning(Submission.id, Submission.created_at)
+            )
+        ).one()
         await session.commit()
     except IntegrityError as exc:
         await session.rollback()
         raise Conflict("this attempt was already submitted", code="already_submitted") from exc
-    review = access.review_allowed(principal, test, now)
     return SubmitResult(
-        id=submission.id,
-        test_id=test.id,
+        id=row.id,
+        test_id=test_id,
         attempt=number,
         score=result.score,
         details=_details_out(details, result.score, result.max_score, review),
-        submitted_at=submission.created_at,
+        submitted_at=row.created_at,
     )
 
 
@@ -344,7 +358,7 @@ async def get_submission(
     return SubmissionOut(
         **_summary_fields(sub, username),
         key_version=sub.key_version,
-        answers=sub.answers,
+        answers=chosen_lists(sub.answers),
         details=_details_out(sub.details, sub.score, sub.max_score, review),
     )
 
@@ -480,7 +494,7 @@ async def export_results(
                         score=score_,
                         max_score=max_score,
                         submitted_at=submitted_at,
-                        answers=answers,
+                        answers=chosen_lists(answers),
                         question_ids=question_ids,
                     )
                     for username, attempt, score_, max_score, submitted_at, answers in batch
@@ -506,7 +520,7 @@ async def statistics(*, session: AsyncSession, principal: Principal, test_id: in
     max_points = [q.points for q in questions]
 
     def compute() -> Any:
-        matrix = [[r.points for r in score(key, normalize_answers(a)).questions] for a in answers]
+        matrix = [[r.points for r in score(key, read_answers(key, a)).questions] for a in answers]
         return quiz_statistics(question_ids, max_points, matrix)
 
     stats = await asyncio.to_thread(compute)

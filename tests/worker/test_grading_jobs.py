@@ -349,3 +349,38 @@ async def test_import_refuses_bad_files_at_once(client, instructor, auth_for, is
     big = f"username,{q0}\n" + "someone,1\n" * 200
     r = await start_import(small, test, h, big)
     assert r.status_code == 413 and r.json()["error"]["code"] == "payload_too_large"
+
+
+async def test_regrade_in_several_processes_gives_the_same_result(
+    isolated, instructor, make_user, auth_for, db
+):
+    """REGRADE_PROCESSES=3: shards scored in forked processes, written in one transaction."""
+    client, _, start_worker = await isolated()
+    worker = start_worker(queues="default", concurrency=1, REGRADE_PROCESSES="3")
+    h = auth_for(instructor)
+    test = await new_test(client, h, scoring_scheme="partial")
+    choices = [RIGHT, {0: 0, 2: 0}, {2: 0}, {0: 0}, {1: [0, 2], 2: 1}, {1: [1]}, {}]
+    for choice in choices:
+        assert (await submit(client, test, auth_for(make_user()), choice)).status_code == 201
+    await flip_q2_key(client, test, h)
+    job = await regrade(client, test, h)
+    assert job["result"]["processes"] == 3, job
+    # Q2 flipped: every submission that answered Q2 changes (4 of them); the rest do not.
+    assert (job["result"]["changed"], job["result"]["unchanged"]) == (4, 3)
+    again = await regrade(client, test, h)
+    assert (again["result"]["changed"], again["result"]["unchanged"]) == (0, 7)
+    db.expire_all()
+    # The same scores as the API computes for the new key, submitted afresh.
+    fresh = await new_test(client, h, scoring_scheme="partial")
+    await flip_q2_key(client, fresh, h)
+    expected = []
+    for choice in choices:
+        r = await submit(client, fresh, auth_for(make_user()), choice)
+        expected.append(r.json()["score"])
+    got = db.scalars(
+        select(m.Submission.score)
+        .where(m.Submission.test_id == test["id"])
+        .order_by(m.Submission.id)
+    ).all()
+    assert list(got) == expected
+    worker.stop()

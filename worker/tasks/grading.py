@@ -12,19 +12,34 @@ finds nothing to change and writes nothing.
 
 from __future__ import annotations
 
-import io
+import contextlib
+import gc
+import os
+import shutil
+import signal
+import tempfile
+import time
 import uuid
 from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TextIO
 
 import orjson
+import psycopg2
 import structlog
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import JSON, Text, bindparam, cast, delete, func, insert, literal, select, update
 from sqlalchemy.orm import Session, selectinload
 
-from common.gradebook import DetailsEncoder, answer_key, stored_answers, stored_details
-from common.grading import AnswerKey, AnswerValidationError, normalize_answers, score
+from common.gradebook import (
+    DetailsEncoder,
+    answer_key,
+    details_json,
+    read_answers,
+    stored_answers,
+)
+from common.grading import AnswerKey, AnswerValidationError, score
 from common.models import (
     Attempt,
     ClassMember,
@@ -89,6 +104,116 @@ def _copy_escape(text: str) -> str:
     return text.replace("\\", "\\\\")
 
 
+@dataclass
+class _Tally:
+    changed: int = 0
+    unchanged: int = 0
+    failed: int = 0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, other: dict[str, Any]) -> None:
+        self.changed += other["changed"]
+        self.unchanged += other["unchanged"]
+        self.failed += other["failed"]
+        room = MAX_REPORTED_ERRORS - len(self.errors)
+        self.errors.extend(other["errors"][: max(0, room)])
+
+
+def _score_shard(
+    conn: Any,
+    key: AnswerKey,
+    test_id: int,
+    shard: int,
+    shards: int,
+    batch: int,
+    out: TextIO,
+    on_batch: Callable[[int], None] | None = None,
+) -> _Tally:
+    """Score one shard (submission id modulo `shards`) of a test; write the rows whose grading
+    changed to `out` as COPY text (id, score, details)."""
+    tally = _Tally()
+    encoder = DetailsEncoder()
+    loads, encode, write = orjson.loads, encoder.encode, out.write
+    # The loop allocates nothing that outlives a row except the COPY text: the cyclic
+    # collector would only rescan the worker's heap again and again.
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        # A named (server-side) cursor streams the rows instead of loading them all.
+        cursor: Any = conn.cursor(name=f"regrade_{uuid.uuid4().hex}")
+        cursor.itersize = batch
+        cursor.execute(
+            "SELECT id, answers::text, score, details::text FROM submissions"
+            " WHERE test_id = %s AND id %% %s = %s",
+            (test_id, shards, shard),
+        )
+        while rows := cursor.fetchmany(batch):
+            for submission_id, answers_text, old_score, details_text in rows:
+                try:
+                    result = score(key, read_answers(key, loads(answers_text)))
+                except (AnswerValidationError, ValueError, TypeError, AttributeError) as exc:
+                    tally.failed += 1
+                    if len(tally.errors) < MAX_REPORTED_ERRORS:
+                        tally.errors.append(
+                            {"submission_id": submission_id, "reason": str(exc)[:200]}
+                        )
+                    continue
+                details = encode(result)
+                # Every writer stores details_json's exact text, so equal text is the common
+                # unchanged case; rows written otherwise are compared by value.
+                if result.score == old_score and (
+                    details == details_text or loads(details) == loads(details_text)
+                ):
+                    tally.unchanged += 1
+                    continue
+                tally.changed += 1
+                write(f"{submission_id}\t{result.score!r}\t{_copy_escape(details)}\n")
+            if on_batch is not None:
+                on_batch(len(rows))
+        cursor.close()
+        conn.rollback()
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return tally
+
+
+def _libpq_url() -> str:
+    url = db().engine.url.set(drivername="postgresql")
+    return url.render_as_string(hide_password=False)
+
+
+def _fork_shard(
+    key: AnswerKey, test_id: int, shard: int, shards: int, batch: int, folder: str
+) -> int:
+    """Score a shard in a forked process (the machine's other cores); its COPY text and tally
+    land in `folder`. The child opens its own connection and leaves with os._exit, so it never
+    touches (or closes) the sockets it inherited."""
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 1
+    try:
+        conn = psycopg2.connect(_libpq_url())
+        with open(os.path.join(folder, f"{shard}.copy"), "w") as out:
+            tally = _score_shard(conn, key, test_id, shard, shards, batch, out)
+        with open(os.path.join(folder, f"{shard}.json"), "wb") as summary:
+            summary.write(orjson.dumps(asdict(tally)))
+        conn.close()
+        code = 0
+    except BaseException:  # noqa: S110 - the parent reports the failed shard
+        pass
+    finally:
+        os._exit(code)
+
+
+def _shards(total: int) -> int:
+    if settings.regrade_processes:
+        return settings.regrade_processes
+    # Automatic: one per CPU, and forking pays off only for bigger tests.
+    return max(1, min(os.cpu_count() or 1, 8, total // 5000 + 1))
+
+
 def _regrade(ctx: JobContext) -> None:
     test_id = int(ctx.params["test_id"])
     dry_run = bool(ctx.params.get("dry_run", False))
@@ -102,83 +227,109 @@ def _regrade(ctx: JobContext) -> None:
     total = total or 0
     ctx.progress(0, total)
 
-    encoder = DetailsEncoder()
-    changes = io.StringIO()  # COPY text of the rows whose grading changed
-    changed = unchanged = failed = done = 0
-    errors: list[dict[str, Any]] = []
-    conn = db().engine.raw_connection()
+    started = time.perf_counter()
+    shards = _shards(total)
+    folder = tempfile.mkdtemp(prefix="regrade-")
+    children: dict[int, int] = {}  # pid -> shard
     try:
-        # A named (server-side) cursor streams the rows instead of loading them all.
-        cursor: Any = conn.cursor(name=f"regrade_{uuid.uuid4().hex}")
-        cursor.itersize = batch
-        cursor.execute(
-            "SELECT id, answers::text, score, details::text FROM submissions WHERE test_id = %s",
-            (test_id,),
+        for shard in range(1, shards):
+            children[_fork_shard(key, test_id, shard, shards, batch, folder)] = shard
+        changes = open(os.path.join(folder, "0.copy"), "w+")  # noqa: SIM115 - closed below
+        done = 0
+
+        def report(rows: int) -> None:
+            # Shards advance at about the same pace; the children's share is estimated.
+            nonlocal done
+            done += rows
+            ctx.progress(min(total, done * shards), total)
+
+        conn = db().engine.raw_connection()
+        try:
+            tally = _score_shard(conn, key, test_id, 0, shards, batch, changes, report)
+        finally:
+            conn.close()
+        for pid, shard in list(children.items()):
+            _, status = os.waitpid(pid, 0)
+            del children[pid]
+            summary = os.path.join(folder, f"{shard}.json")
+            if os.waitstatus_to_exitcode(status) != 0 or not os.path.exists(summary):
+                raise RuntimeError(f"regrade shard {shard} failed")
+            with open(summary, "rb") as summary_file:
+                tally.add(orjson.loads(summary_file.read()))
+        ctx.progress(total, total)
+        scored = time.perf_counter()
+        ctx.set_result(
+            {
+                "graded": tally.changed + tally.unchanged,
+                "changed": tally.changed,
+                "unchanged": tally.unchanged,
+                "failed": tally.failed,
+                "dry_run": dry_run,
+                "key_version": key_version,
+                "errors": tally.errors,
+                "processes": shards,
+                "seconds": {"read_and_score": round(scored - started, 3)},
+            }
         )
-        while rows := cursor.fetchmany(batch):
-            for submission_id, answers_text, old_score, details_text in rows:
-                try:
-                    result = score(key, normalize_answers(orjson.loads(answers_text)))
-                except (AnswerValidationError, ValueError, TypeError, AttributeError) as exc:
-                    failed += 1
-                    if len(errors) < MAX_REPORTED_ERRORS:
-                        errors.append({"submission_id": submission_id, "reason": str(exc)[:200]})
-                    continue
-                details = encoder.encode(result)
-                if result.score == old_score and (
-                    details == details_text.encode()
-                    or orjson.loads(details) == orjson.loads(details_text)
-                ):
-                    unchanged += 1
-                    continue
-                changed += 1
-                changes.write(f"{submission_id}\t{result.score!r}\t")
-                changes.write(_copy_escape(details.decode()))
-                changes.write("\n")
-            done += len(rows)
-            ctx.progress(done, total)
-        cursor.close()
-        conn.rollback()
+        with ctx.finish() as session:
+            if not dry_run:
+                _lock_same_key(session, test_id, key_version)
+                if tally.changed:
+                    files = [changes, *(
+                        open(os.path.join(folder, f"{k}.copy"))  # noqa: SIM115
+                        for k in range(1, shards)
+                    )]  # fmt: skip
+                    try:
+                        steps = _apply_changes(session, files, test_id, key_version)
+                        assert ctx._result is not None
+                        ctx._result["seconds"].update(steps)
+                    finally:
+                        for fh in files[1:]:
+                            fh.close()
+                session.execute(update(Test).where(Test.id == test_id).values(needs_regrade=False))
+                assert ctx._result is not None
+                ctx._result["seconds"]["write"] = round(time.perf_counter() - scored, 3)
+        changes.close()
     finally:
-        conn.close()
-
-    ctx.set_result(
-        {
-            "graded": changed + unchanged,
-            "changed": changed,
-            "unchanged": unchanged,
-            "failed": failed,
-            "dry_run": dry_run,
-            "key_version": key_version,
-            "errors": errors,
-        }
+        for pid in children:  # canceled or failed midway: stop the other shards
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+        shutil.rmtree(folder, ignore_errors=True)
+    log.info(
+        "regrade.done",
+        test_id=test_id,
+        changed=tally.changed,
+        unchanged=tally.unchanged,
+        failed=tally.failed,
+        processes=shards,
     )
-    with ctx.finish() as session:
-        if dry_run:
-            return
-        _lock_same_key(session, test_id, key_version)
-        if changed:
-            _apply_changes(session, changes, test_id, key_version)
-        session.execute(update(Test).where(Test.id == test_id).values(needs_regrade=False))
-    log.info("regrade.done", test_id=test_id, changed=changed, unchanged=unchanged, failed=failed)
 
 
-def _apply_changes(session: Session, changes: io.StringIO, test_id: int, key_version: int) -> None:
+def _apply_changes(
+    session: Session, changes: Sequence[TextIO], test_id: int, key_version: int
+) -> dict[str, float]:
+    """COPY the changed rows into a temporary table, then one UPDATE ... FROM. Returns the
+    seconds each step took."""
     cursor = session.connection().connection.cursor()
     try:
+        start = time.perf_counter()
         cursor.execute(
             "CREATE TEMP TABLE regrade_changes (id integer, score double precision, details json)"
             " ON COMMIT DROP"
         )
-        changes.seek(0)
-        cursor.copy_expert("COPY regrade_changes (id, score, details) FROM STDIN", changes)
+        for part in changes:
+            part.seek(0)
+            cursor.copy_expert("COPY regrade_changes (id, score, details) FROM STDIN", part)
         cursor.execute("ANALYZE regrade_changes")
+        copied = time.perf_counter()
         cursor.execute(
             "UPDATE submissions AS s SET previous_score = s.score, score = c.score,"
             " details = c.details, key_version = %s, graded_at = now(), updated_at = now()"
             " FROM regrade_changes AS c WHERE s.id = c.id AND s.test_id = %s",
             (key_version, test_id),
         )
+        return {"copy": round(copied - start, 3), "update": round(time.perf_counter() - copied, 3)}
     finally:
         cursor.close()
 
@@ -331,7 +482,7 @@ def _write_import(
     uids = sorted(set(user_ids.values()))
     attempts: dict[tuple[int, int], tuple[int, datetime | None]] = {}
     highest: dict[int, int] = defaultdict(int)
-    submitted: dict[tuple[int, int], tuple[int, dict[str, list[int]], float]] = {}
+    submitted: dict[tuple[int, int], tuple[int, dict[str, Any], float, int]] = {}
     for start in range(0, len(uids), 5000):
         chunk = uids[start : start + 5000]
         for aid, uid, number, submitted_at in session.execute(
@@ -341,16 +492,17 @@ def _write_import(
         ):
             attempts[(uid, number)] = (aid, submitted_at)
             highest[uid] = max(highest[uid], number)
-        for sid, uid, number, answers, old_score in session.execute(
+        for sid, uid, number, answers, old_score, old_version in session.execute(
             select(
                 Submission.id,
                 Submission.user_id,
                 Submission.attempt,
                 Submission.answers,
                 Submission.score,
+                Submission.key_version,
             ).where(Submission.test_id == test_id, Submission.user_id.in_(chunk))
         ):
-            submitted[(uid, number)] = (sid, answers, old_score)
+            submitted[(uid, number)] = (sid, answers, old_score, old_version)
 
     claimed: dict[tuple[int, int], int] = {}  # (user, attempt) -> line that took it
     new_attempts: list[dict[str, Any]] = []
@@ -389,13 +541,14 @@ def _write_import(
             continue
         claimed[slot] = row.line
         highest[uid] = max(highest[uid], number)
-        answers = stored_answers(row.answers)
+        answers = stored_answers(row.answers, key)
         if existing is not None:
-            sid, old_answers, old_score = existing
-            result = score(key, row.answers)
-            if old_answers == answers and old_score == result.score:
+            sid, old_answers, old_score, old_version = existing
+            # Same answers graded with the same key: the same score and details.
+            if old_answers == answers and old_version == key_version:
                 unchanged += 1
                 continue
+            result = score(key, row.answers)
             updates.append(
                 {
                     "sid": sid,
@@ -403,7 +556,7 @@ def _write_import(
                     "score": result.score,
                     "max_score": result.max_score,
                     "previous_score": old_score,
-                    "details": stored_details(result),
+                    "details": details_json(result),
                 }
             )
             continue
@@ -441,16 +594,20 @@ def _write_import(
                     "user_id": uid,
                     "attempt_id": attempts[(uid, number)][0],
                     "attempt": number,
-                    "answers": stored_answers(row.answers),
+                    "answers": stored_answers(row.answers, key),
                     "score": result.score,
                     "max_score": result.max_score,
                     "key_version": key_version,
-                    "details": stored_details(result),
+                    "details_text": details_json(result),
                     "source": "import",
                     "graded_at": now,
                 }
             )
-        session.execute(insert(Submission), values)
+        # details: the exact text every writer stores (common.gradebook.details_json).
+        session.execute(
+            insert(Submission).values(details=cast(bindparam("details_text", type_=Text), JSON)),
+            values,
+        )
     for change in updates:
         session.execute(
             update(Submission)
@@ -460,7 +617,7 @@ def _write_import(
                 score=change["score"],
                 max_score=change["max_score"],
                 previous_score=change["previous_score"],
-                details=change["details"],
+                details=cast(literal(change["details"], Text), JSON),
                 key_version=key_version,
                 source="import",
                 graded_at=now,
