@@ -42,11 +42,8 @@ def resolve_servers(stack: ExitStack) -> dict[str, str]:
     if settings.redis_url:
         env["REDIS_URL"] = settings.redis_url
     else:
-        url, proc = embedded.start_redis(var / "redis", persist=True)
-        if proc is not None:
-            stack.callback(_stop, proc)
-        env["REDIS_URL"] = url
-        _say(f"embedded Redis running on {url}")
+        env["REDIS_URL"] = stack.enter_context(embedded.shared_redis(var / "redis"))
+        _say(f"embedded Redis running on {env['REDIS_URL']}")
     os.environ.update(env)
     get_settings.cache_clear()
     return env

@@ -10,6 +10,8 @@ import importlib.util
 import os
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -117,3 +119,64 @@ def env_with(**values: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(values)
     return env
+
+
+@contextmanager
+def shared_redis(rundir: Path) -> Iterator[str]:
+    """The embedded Redis under rundir, shared by every command that runs at the same time.
+
+    `make run`, `make bench` and `make migrate` may overlap: each registers its pid, and the
+    last one to leave shuts the server down (as pgserver does for PostgreSQL), so no command
+    pulls the server from under another.
+    """
+    rundir.mkdir(parents=True, exist_ok=True)
+    users = rundir / "users"
+
+    def live(pids: list[int]) -> list[int]:
+        return [p for p in pids if p != os.getpid() and _alive(p)]
+
+    with _locked(rundir / "lock"):
+        url, _ = start_redis(rundir, persist=True)
+        pids = live(_read_pids(users))
+        users.write_text(" ".join(map(str, [*pids, os.getpid()])))
+    try:
+        yield url
+    finally:
+        with _locked(rundir / "lock"):
+            pids = live(_read_pids(users))
+            users.write_text(" ".join(map(str, pids)))
+            if not pids:
+                import redis
+
+                # The server closes the connection as it exits: that error is the success.
+                with suppress(redis.ConnectionError):
+                    redis.Redis(unix_socket_path=str(rundir / "redis.sock")).shutdown()
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    import fcntl
+
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _read_pids(path: Path) -> list[int]:
+    try:
+        return [int(p) for p in path.read_text().split()]
+    except (FileNotFoundError, ValueError):
+        return []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

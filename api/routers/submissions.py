@@ -2,9 +2,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Path, Query, Response, UploadFile
+from fastapi import APIRouter, File, Path, Query, Request, Response, UploadFile
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from api.cache import respond
 from api.deps import (
     MAX_ID,
     DbSession,
@@ -26,6 +27,7 @@ from api.schemas.submissions import (
     SubmitResult,
 )
 from api.services import submissions as service
+from common.cache import stats_scope
 
 router = APIRouter(tags=["submissions"])
 ERRORS = error_responses(401, 403, 404)
@@ -78,6 +80,7 @@ async def submit(
     response: Response,
     session: DbSession,
     settings: SettingsDep,
+    resources: ResourcesDep,
     principal: Annotated[Principal, scoped("tests:take")],
 ) -> SubmitResult:
     result = await service.submit(
@@ -87,6 +90,7 @@ async def submit(
         test_id=test_id,
         answers=body.answers,
     )
+    await resources.cache.bump(stats_scope(test_id))
     response.headers["Location"] = f"/v1/submissions/{result.id}"
     return result
 
@@ -224,7 +228,12 @@ async def export_results(
 )
 async def stats(
     test_id: TestIdPath,
+    request: Request,
     session: DbSession,
+    resources: ResourcesDep,
     principal: Annotated[Principal, scoped("grading")],
-) -> StatsOut:
-    return await service.statistics(session=session, principal=principal, test_id=test_id)
+) -> Response:
+    body = await service.statistics_body(
+        session=session, principal=principal, test_id=test_id, cache=resources.cache
+    )
+    return respond(request, body)

@@ -20,6 +20,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.cache import ResponseCache
 from api.deps import Page, Principal
 from api.errors import Conflict, NotFound, PayloadTooLarge, Unprocessable
 from api.resources import Resources
@@ -40,6 +41,7 @@ from api.services.tests import (
     ordered,
     taker_questions,
 )
+from common.cache import stats_scope, test_scope
 from common.gradebook import (
     answer_key,
     chosen_lists,
@@ -501,6 +503,20 @@ async def export_results(
                 )
 
     return filename, chunks()
+
+
+async def statistics_body(
+    *, session: AsyncSession, principal: Principal, test_id: int, cache: ResponseCache
+) -> bytes:
+    """Statistics as JSON, cached until a submission, key change or regrade of the test."""
+    await access.get_test(session, principal, test_id, manage=True)
+
+    async def compute() -> bytes:
+        stats = await statistics(session=session, principal=principal, test_id=test_id)
+        return stats.model_dump_json().encode()
+
+    scopes = (test_scope(test_id), stats_scope(test_id))
+    return await cache.get_or_compute("test_stats", scopes, (), compute)
 
 
 async def statistics(*, session: AsyncSession, principal: Principal, test_id: int) -> StatsOut:

@@ -32,6 +32,7 @@ import structlog
 from sqlalchemy import JSON, Text, bindparam, cast, delete, func, insert, literal, select, update
 from sqlalchemy.orm import Session, selectinload
 
+from common.cache import stats_scope, test_scope
 from common.gradebook import (
     DetailsEncoder,
     answer_key,
@@ -54,7 +55,7 @@ from common.results_csv import HeaderError, ImportParser, ImportRow, RowError
 from common.settings import get_settings
 from worker.app import app
 from worker.jobs import JobCanceled, JobContext, JobFailed, run_job
-from worker.runtime import db
+from worker.runtime import db, invalidate
 
 log = structlog.get_logger(__name__)
 settings = get_settings()
@@ -296,6 +297,8 @@ def _regrade(ctx: JobContext) -> None:
                 os.kill(pid, signal.SIGKILL)
                 os.waitpid(pid, 0)
         shutil.rmtree(folder, ignore_errors=True)
+    if not dry_run:
+        invalidate(test_scope(test_id), stats_scope(test_id))
     log.info(
         "regrade.done",
         test_id=test_id,
@@ -466,6 +469,7 @@ def _import_body(ctx: JobContext, import_id: int) -> None:
             }
         )
         session.execute(delete(SubmissionImport).where(SubmissionImport.id == import_id))
+    invalidate(stats_scope(test_id))
 
 
 def _write_import(
