@@ -35,6 +35,7 @@ from api.schemas.submissions import (
     SubmitResult,
 )
 from api.services import test_access as access
+from api.services.test_access import QuestionLike
 from api.services.tests import (
     active_grading_job,
     grading_subject,
@@ -54,7 +55,7 @@ from common.gradebook import (
 from common.grading import AnswerValidationError, score, validate_answers
 from common.item_stats import quiz_statistics
 from common.jobs import enqueue
-from common.models import Attempt, Job, Question, Submission, SubmissionImport, Test, User
+from common.models import Attempt, Job, Submission, SubmissionImport, Test, User
 from common.results_csv import HeaderError, ImportParser, export_header, export_row, rows_to_csv
 from common.settings import Settings
 
@@ -84,7 +85,7 @@ def _expired(attempt: Attempt, now: datetime, grace: int) -> bool:
 
 
 def _attempt_values(
-    test: Test, user_id: int, number: int, now: datetime, questions: Sequence[Question]
+    test: Test, user_id: int, number: int, now: datetime, questions: Sequence[QuestionLike]
 ) -> dict[str, Any]:
     deadline = None
     if test.time_limit_seconds:
@@ -132,7 +133,7 @@ def _no_attempts_left(test: Test) -> Conflict:
     )
 
 
-def _attempt_out(attempt: Attempt, questions: Sequence[Question], now: datetime) -> AttemptOut:
+def _attempt_out(attempt: Attempt, questions: Sequence[QuestionLike], now: datetime) -> AttemptOut:
     arranged = ordered(questions, attempt.question_order, attempt.option_order)
     return AttemptOut(
         id=attempt.id,

@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -22,7 +22,7 @@ from api.deps import Principal
 from api.errors import Forbidden, NotFound
 from common.gradebook import answer_key
 from common.grading import AnswerKey
-from common.models import ClassMember, Question, Test, TestClass
+from common.models import ClassMember, Option, Question, Test, TestClass
 
 Lock = Literal["share", "update"] | None
 
@@ -79,14 +79,60 @@ async def get_test(
     return test
 
 
-async def load_questions(session: AsyncSession, test_id: int) -> Sequence[Question]:
-    rows = await session.scalars(
-        select(Question)
+@dataclass(slots=True)
+class OptionRow:
+    id: int
+    position: int
+    text: str
+    is_correct: bool
+
+
+@dataclass(slots=True)
+class QuestionRow:
+    id: int
+    position: int
+    text: str
+    points: float
+    multiple: bool
+    scoring_scheme: str | None
+    options: list[OptionRow] = field(default_factory=list)
+
+
+# Read paths use the light rows; create and update hand over ORM objects. Both have these
+# attributes.
+QuestionLike = Question | QuestionRow
+OptionLike = Option | OptionRow
+
+
+async def load_questions(session: AsyncSession, test_id: int) -> list[QuestionRow]:
+    """A test's questions with their options, in order: one query, no ORM identity map (the
+    read path of a 50-question test is several times faster this way)."""
+    rows = await session.execute(
+        select(
+            Question.id,
+            Question.position,
+            Question.text,
+            Question.points,
+            Question.multiple,
+            Question.scoring_scheme,
+            Option.id,
+            Option.position,
+            Option.text,
+            Option.is_correct,
+        )
+        .join(Option, Option.question_id == Question.id, isouter=True)
         .where(Question.test_id == test_id)
-        .options(selectinload(Question.options))
-        .order_by(Question.position, Question.id)
+        .order_by(Question.position, Question.id, Option.position, Option.id)
     )
-    return rows.all()
+    questions: list[QuestionRow] = []
+    current: QuestionRow | None = None
+    for qid, qpos, qtext, points, multiple, scheme, oid, opos, otext, correct in rows:
+        if current is None or current.id != qid:
+            current = QuestionRow(qid, qpos, qtext, points, multiple, scheme)
+            questions.append(current)
+        if oid is not None:
+            current.options.append(OptionRow(oid, opos, otext, correct))
+    return questions
 
 
 # The compiled key of recently used tests, by (id, revision): every edit bumps the revision,

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from pydantic import TypeAdapter
 from sqlalchemy import delete, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,10 +15,7 @@ from api.cache import ResponseCache
 from api.deps import Page, Principal
 from api.errors import Conflict, Unprocessable
 from api.schemas.tests import (
-    OptionKeyOut,
-    OptionOut,
     QuestionCreate,
-    QuestionKeyOut,
     QuestionOut,
     QuestionUpdate,
     TestCreate,
@@ -27,6 +25,7 @@ from api.schemas.tests import (
     TestUpdate,
 )
 from api.services import test_access as access
+from api.services.test_access import OptionLike, QuestionLike
 from common.cache import LISTS, test_scope
 from common.gradebook import answer_key
 from common.grading import key_changes_scores
@@ -64,46 +63,64 @@ async def active_grading_job(session: AsyncSession, test_id: int) -> Job | None:
 
 
 # --------------------------------------------------------------------------- views
+#
+# Views are built as plain dicts (the same fields as api.schemas.tests) and serialised with
+# orjson for the hot read path; create and update validate them into the pydantic models.
 
 
-def max_score(questions: Sequence[Question]) -> float:
+def max_score(questions: Sequence[QuestionLike]) -> float:
     return round(sum(q.points for q in questions), 4)
 
 
-def owner_view(test: Test, questions: Sequence[Question], class_ids: Sequence[int]) -> TestOut:
-    return TestOut(
-        **_common(test, questions),
-        owner_id=test.owner_id,
-        published=test.published,
-        shuffle_questions=test.shuffle_questions,
-        shuffle_options=test.shuffle_options,
-        class_ids=sorted(class_ids),
-        key_version=test.key_version,
-        needs_regrade=test.needs_regrade,
-        revision=test.revision,
-        questions=[
-            QuestionKeyOut(
-                id=q.id,
-                position=q.position,
-                text=q.text,
-                points=q.points,
-                multiple=q.multiple,
-                scoring_scheme=q.scoring_scheme,
-                options=[
-                    OptionKeyOut(id=o.id, position=o.position, text=o.text, is_correct=o.is_correct)
-                    for o in q.options
-                ],
-            )
-            for q in questions
+def to_json(payload: Any) -> bytes:
+    # OPT_UTC_Z: datetimes end in "Z", as pydantic writes them.
+    return orjson.dumps(payload, option=orjson.OPT_UTC_Z)
+
+
+def _question(q: QuestionLike, options: Sequence[OptionLike], key: bool) -> dict[str, Any]:
+    return {
+        "id": q.id,
+        "position": q.position,
+        "text": q.text,
+        "points": q.points,
+        "multiple": q.multiple,
+        "scoring_scheme": q.scoring_scheme,
+        "options": [
+            {"id": o.id, "position": o.position, "text": o.text, "is_correct": o.is_correct}
+            if key
+            else {"id": o.id, "position": o.position, "text": o.text}
+            for o in options
         ],
-    )
+    }
+
+
+def owner_payload(
+    test: Test, questions: Sequence[QuestionLike], class_ids: Sequence[int]
+) -> dict[str, Any]:
+    return {
+        **_common(test, questions),
+        "view": "owner",
+        "owner_id": test.owner_id,
+        "published": test.published,
+        "shuffle_questions": test.shuffle_questions,
+        "shuffle_options": test.shuffle_options,
+        "class_ids": sorted(class_ids),
+        "key_version": test.key_version,
+        "needs_regrade": test.needs_regrade,
+        "revision": test.revision,
+        "questions": [_question(q, q.options, True) for q in questions],
+    }
+
+
+def owner_view(test: Test, questions: Sequence[QuestionLike], class_ids: Sequence[int]) -> TestOut:
+    return TestOut.model_validate(owner_payload(test, questions, class_ids))
 
 
 def ordered(
-    questions: Sequence[Question],
+    questions: Sequence[QuestionLike],
     question_order: Sequence[int] | None,
     option_order: Mapping[str, Sequence[int]] | None,
-) -> list[tuple[Question, list[Option]]]:
+) -> list[tuple[QuestionLike, list[OptionLike]]]:
     """Questions and their options in an attempt's shuffled order. Questions or options added
     after the attempt started follow in their authored order; removed ones are skipped."""
 
@@ -120,33 +137,40 @@ def ordered(
     ]
 
 
-def taker_questions(arranged: Sequence[tuple[Question, Sequence[Option]]]) -> list[QuestionOut]:
-    return [
-        QuestionOut(
-            id=q.id,
-            position=q.position,
-            text=q.text,
-            points=q.points,
-            multiple=q.multiple,
-            scoring_scheme=q.scoring_scheme,
-            options=[OptionOut(id=o.id, position=o.position, text=o.text) for o in options],
-        )
-        for q, options in arranged
-    ]
+def taker_questions_payload(
+    arranged: Sequence[tuple[QuestionLike, Sequence[OptionLike]]],
+) -> list[dict[str, Any]]:
+    return [_question(q, options, False) for q, options in arranged]
 
 
-def taker_view(
-    test: Test, questions: Sequence[Question], attempt: Attempt | None = None
-) -> TestTakerOut:
+def taker_questions(
+    arranged: Sequence[tuple[QuestionLike, Sequence[OptionLike]]],
+) -> list[QuestionOut]:
+    return [QuestionOut.model_validate(q) for q in taker_questions_payload(arranged)]
+
+
+def taker_payload(
+    test: Test, questions: Sequence[QuestionLike], attempt: Attempt | None = None
+) -> dict[str, Any]:
     arranged = ordered(
         questions,
         attempt.question_order if attempt else None,
         attempt.option_order if attempt else None,
     )
-    return TestTakerOut(**_common(test, questions), questions=taker_questions(arranged))
+    return {
+        **_common(test, questions),
+        "view": "taker",
+        "questions": taker_questions_payload(arranged),
+    }
 
 
-def _common(test: Test, questions: Sequence[Question]) -> dict[str, Any]:
+def taker_view(
+    test: Test, questions: Sequence[QuestionLike], attempt: Attempt | None = None
+) -> TestTakerOut:
+    return TestTakerOut.model_validate(taker_payload(test, questions, attempt))
+
+
+def _common(test: Test, questions: Sequence[QuestionLike]) -> dict[str, Any]:
     return {
         "id": test.id,
         "title": test.title,
@@ -242,13 +266,10 @@ async def list_tests(
     return rows.all(), total or 0
 
 
-async def read_test(
-    *, session: AsyncSession, principal: Principal, test_id: int
-) -> TestOut | TestTakerOut:
-    test = await access.get_test(session, principal, test_id)
+async def _read_payload(session: AsyncSession, principal: Principal, test: Test) -> dict[str, Any]:
     questions = await access.load_questions(session, test.id)
     if access.manages(principal, test):
-        return owner_view(test, questions, await class_ids_of(session, test.id))
+        return owner_payload(test, questions, await class_ids_of(session, test.id))
     attempt = None
     if test.shuffle_questions or test.shuffle_options:
         attempt = await session.scalar(
@@ -257,7 +278,17 @@ async def read_test(
             .order_by(Attempt.number.desc())
             .limit(1)
         )
-    return taker_view(test, questions, attempt)
+    return taker_payload(test, questions, attempt)
+
+
+async def read_test(
+    *, session: AsyncSession, principal: Principal, test_id: int
+) -> TestOut | TestTakerOut:
+    test = await access.get_test(session, principal, test_id)
+    payload = await _read_payload(session, principal, test)
+    if payload["view"] == "owner":
+        return TestOut.model_validate(payload)
+    return TestTakerOut.model_validate(payload)
 
 
 async def read_test_body(
@@ -273,18 +304,10 @@ async def read_test_body(
     test = await access.get_test(session, principal, test_id)
     owner = access.manages(principal, test)
     if not owner and (test.shuffle_questions or test.shuffle_options):
-        view = await read_test(session=session, principal=principal, test_id=test_id)
-        return view.model_dump_json().encode()
+        return to_json(await _read_payload(session, principal, test))
 
     async def compute() -> bytes:
-        questions = await access.load_questions(session, test.id)
-        if owner:
-            view: TestOut | TestTakerOut = owner_view(
-                test, questions, await class_ids_of(session, test.id)
-            )
-        else:
-            view = taker_view(test, questions, None)
-        return view.model_dump_json().encode()
+        return to_json(await _read_payload(session, principal, test))
 
     audience = "owner" if owner else "taker"
     return await cache.get_or_compute(
