@@ -48,6 +48,9 @@ def _start_servers(tmp_root: Path) -> dict[str, str]:
     env["ENVIRONMENT"] = "test"
     env["JWT_SECRET"] = "test-secret-" + "x" * 40
     env["LOG_LEVEL"] = "warning"
+    # Tests poll task status many times a minute; the limits themselves are tested with their
+    # defaults (tests/api/test_rate_limits.py) and with small explicit ones.
+    env["RATE_LIMIT_USER"] = "100000/minute"
     return env
 
 
