@@ -4,15 +4,17 @@ Both score with `common.grading.score` on the key from `common.gradebook.answer_
 as the API does on submit, and write everything in the job's final transaction (`ctx.finish`),
 so a crash or a redelivery never leaves half a regrade or half an import behind.
 
-The regrade streams (id, answers, score, details) through a server-side cursor in batches,
-scores in Python, and collects only the rows whose grading changed; the final transaction
-COPYs them into a temporary table and applies them with one `UPDATE ... FROM`. Running it again
+The regrade streams (id, answers, score, details) through server-side cursors in batches,
+split into shards (submission id modulo N) scored in parallel by forked processes, one per CPU
+by default, and collects only the rows whose grading changed; the final transaction COPYs
+them into a temporary table and applies them with one `UPDATE ... FROM`. Running it again
 finds nothing to change and writes nothing.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import gc
 import os
 import shutil
@@ -179,6 +181,13 @@ def _score_shard(
     return tally
 
 
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this process if its parent dies (a worker killed at its hard time
+    limit must not leave shards running)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
 def _libpq_url() -> str:
     url = db().engine.url.set(drivername="postgresql")
     return url.render_as_string(hide_password=False)
@@ -195,6 +204,7 @@ def _fork_shard(
         return pid
     code = 1
     try:
+        _die_with_parent()
         conn = psycopg2.connect(_libpq_url())
         with open(os.path.join(folder, f"{shard}.copy"), "w") as out:
             tally = _score_shard(conn, key, test_id, shard, shards, batch, out)
@@ -232,10 +242,11 @@ def _regrade(ctx: JobContext) -> None:
     shards = _shards(total)
     folder = tempfile.mkdtemp(prefix="regrade-")
     children: dict[int, int] = {}  # pid -> shard
+    stack = contextlib.ExitStack()
     try:
         for shard in range(1, shards):
             children[_fork_shard(key, test_id, shard, shards, batch, folder)] = shard
-        changes = open(os.path.join(folder, "0.copy"), "w+")  # noqa: SIM115 - closed below
+        changes = stack.enter_context(open(os.path.join(folder, "0.copy"), "w+"))  # noqa: SIM115
         done = 0
 
         def report(rows: int) -> None:
@@ -276,22 +287,18 @@ def _regrade(ctx: JobContext) -> None:
             if not dry_run:
                 _lock_same_key(session, test_id, key_version)
                 if tally.changed:
-                    files = [changes, *(
-                        open(os.path.join(folder, f"{k}.copy"))  # noqa: SIM115
-                        for k in range(1, shards)
-                    )]  # fmt: skip
-                    try:
-                        steps = _apply_changes(session, files, test_id, key_version)
-                        assert ctx._result is not None
-                        ctx._result["seconds"].update(steps)
-                    finally:
-                        for fh in files[1:]:
-                            fh.close()
+                    files = [changes]
+                    for k in range(1, shards):
+                        path = os.path.join(folder, f"{k}.copy")
+                        files.append(stack.enter_context(open(path)))  # noqa: SIM115
+                    steps = _apply_changes(session, files, test_id, key_version)
+                    assert ctx._result is not None
+                    ctx._result["seconds"].update(steps)
                 session.execute(update(Test).where(Test.id == test_id).values(needs_regrade=False))
                 assert ctx._result is not None
                 ctx._result["seconds"]["write"] = round(time.perf_counter() - scored, 3)
-        changes.close()
     finally:
+        stack.close()
         for pid in children:  # canceled or failed midway: stop the other shards
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
