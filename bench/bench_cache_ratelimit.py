@@ -37,6 +37,34 @@ def _make_test(base: str) -> int:
     return int(r.json()["id"])
 
 
+def limiter_cost(env: dict[str, str], calls: int = 3000) -> str:
+    """In-process: the Redis round trips the middleware adds to one request, timed directly
+    (a steadier figure than the difference of two loaded HTTP runs)."""
+    import asyncio
+    import os
+    import time
+
+    os.environ.update(env)
+    from api.ratelimit import RateLimiter
+    from common.settings import Settings
+
+    limiter = RateLimiter(Settings(rate_limit_enabled=True))
+
+    async def run() -> list[float]:
+        samples = []
+        for i in range(calls):
+            start = time.perf_counter()
+            await limiter.hit("user", f"user:{i % 50}")
+            samples.append(time.perf_counter() - start)
+        return sorted(samples)
+
+    samples = asyncio.run(run())
+    p50, p99 = samples[len(samples) // 2] * 1000, samples[int(len(samples) * 0.99)] * 1000
+    return (
+        f"rate limiter per request (in-process, {calls} calls): p50 {p50:.2f} ms, p99 {p99:.2f} ms"
+    )
+
+
 def main() -> None:
     print("== caching and rate limiting (gunicorn 2 workers; httpx closed loop, 16 clients) ==")
     with fresh_database() as env:
@@ -67,6 +95,7 @@ def main() -> None:
                 )
                 results[limits] = r
                 print(r.line(), flush=True)
+        print(limiter_cost(env), flush=True)
         off, on = results["false"], results["true"]
         print(
             f"rate limiting overhead: {(on.pct(50) - off.pct(50)):+.2f} ms at p50, "
