@@ -5,7 +5,7 @@ as the API does on submit, and write everything in the job's final transaction (
 so a crash or a redelivery never leaves half a regrade or half an import behind.
 
 The regrade streams (id, answers, score, details) through server-side cursors in batches,
-split into shards (submission id modulo N) scored in parallel by forked processes, one per CPU
+split into shards (ranges of submission ids) scored in parallel by forked processes, one per CPU
 by default, and collects only the rows whose grading changed; the final transaction COPYs
 them into a temporary table and applies them with one `UPDATE ... FROM`. Running it again
 finds nothing to change and writes nothing.
@@ -126,14 +126,13 @@ def _score_shard(
     conn: Any,
     key: AnswerKey,
     test_id: int,
-    shard: int,
-    shards: int,
+    ids: tuple[int, int],
     batch: int,
     out: TextIO,
     on_batch: Callable[[int], None] | None = None,
 ) -> _Tally:
-    """Score one shard (submission id modulo `shards`) of a test; write the rows whose grading
-    changed to `out` as COPY text (id, score, details)."""
+    """Score one shard (submission ids from ids[0] to ids[1], inclusive) of a test; write the
+    rows whose grading changed to `out` as COPY text (id, score, details)."""
     tally = _Tally()
     encoder = DetailsEncoder()
     loads, encode, write = orjson.loads, encoder.encode, out.write
@@ -147,8 +146,8 @@ def _score_shard(
         cursor.itersize = batch
         cursor.execute(
             "SELECT id, answers::text, score, details::text FROM submissions"
-            " WHERE test_id = %s AND id %% %s = %s",
-            (test_id, shards, shard),
+            " WHERE test_id = %s AND id BETWEEN %s AND %s",
+            (test_id, *ids),
         )
         while rows := cursor.fetchmany(batch):
             for submission_id, answers_text, old_score, details_text in rows:
@@ -194,7 +193,7 @@ def _libpq_url() -> str:
 
 
 def _fork_shard(
-    key: AnswerKey, test_id: int, shard: int, shards: int, batch: int, folder: str
+    key: AnswerKey, test_id: int, shard: int, ids: tuple[int, int], batch: int, folder: str
 ) -> int:
     """Score a shard in a forked process (the machine's other cores); its COPY text and tally
     land in `folder`. The child opens its own connection and leaves with os._exit, so it never
@@ -207,7 +206,7 @@ def _fork_shard(
         _die_with_parent()
         conn = psycopg2.connect(_libpq_url())
         with open(os.path.join(folder, f"{shard}.copy"), "w") as out:
-            tally = _score_shard(conn, key, test_id, shard, shards, batch, out)
+            tally = _score_shard(conn, key, test_id, ids, batch, out)
         with open(os.path.join(folder, f"{shard}.json"), "wb") as summary:
             summary.write(orjson.dumps(asdict(tally)))
         conn.close()
@@ -225,6 +224,13 @@ def _shards(total: int) -> int:
     return max(1, min(os.cpu_count() or 1, 8, total // 5000 + 1))
 
 
+def _id_ranges(low: int, high: int, shards: int) -> list[tuple[int, int]]:
+    """Split [low, high] into `shards` contiguous id ranges: each shard then reads its own
+    part of the table (through the primary key) instead of all of it."""
+    span = (high - low + 1 + shards - 1) // shards or 1
+    return [(low + k * span, min(high, low + (k + 1) * span - 1)) for k in range(shards)]
+
+
 def _regrade(ctx: JobContext) -> None:
     test_id = int(ctx.params["test_id"])
     dry_run = bool(ctx.params.get("dry_run", False))
@@ -232,20 +238,22 @@ def _regrade(ctx: JobContext) -> None:
     with db().transaction() as session:
         test, key = _load_key(session, test_id)
         key_version = test.key_version
-        total = session.scalar(
-            select(func.count()).select_from(Submission).where(Submission.test_id == test_id)
-        )
-    total = total or 0
+        total, low, high = session.execute(
+            select(func.count(), func.min(Submission.id), func.max(Submission.id)).where(
+                Submission.test_id == test_id
+            )
+        ).one()
     ctx.progress(0, total)
 
     started = time.perf_counter()
     shards = _shards(total)
+    ranges = _id_ranges(low or 0, high or 0, shards)
     folder = tempfile.mkdtemp(prefix="regrade-")
     children: dict[int, int] = {}  # pid -> shard
     stack = contextlib.ExitStack()
     try:
         for shard in range(1, shards):
-            children[_fork_shard(key, test_id, shard, shards, batch, folder)] = shard
+            children[_fork_shard(key, test_id, shard, ranges[shard], batch, folder)] = shard
         changes = stack.enter_context(open(os.path.join(folder, "0.copy"), "w+"))  # noqa: SIM115
         done = 0
 
@@ -257,7 +265,7 @@ def _regrade(ctx: JobContext) -> None:
 
         conn = db().engine.raw_connection()
         try:
-            tally = _score_shard(conn, key, test_id, 0, shards, batch, changes, report)
+            tally = _score_shard(conn, key, test_id, ranges[0], batch, changes, report)
         finally:
             conn.close()
         for pid, shard in list(children.items()):
