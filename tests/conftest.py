@@ -22,6 +22,24 @@ from sqlalchemy.orm import Session
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_FACES = ROOT.parent / "shared" / "faces"
+
+
+def require_face_photos() -> Path:
+    """The shared photos and the face stack, or a loud failure (never a skip)."""
+    import importlib.util
+
+    faces = Path(os.environ.get("FACES_DIR") or SHARED_FACES)
+    if not (faces / "manifest.json").is_file():
+        pytest.fail(
+            f"the shared face photos are missing: no {faces / 'manifest.json'} "
+            "(they live in ../shared/faces beside the repository; FACES_DIR overrides)",
+            pytrace=False,
+        )
+    if importlib.util.find_spec("face_recognition") is None:
+        pytest.fail("face_recognition is not installed: run `make install`", pytrace=False)
+    return faces
+
+
 PASSWORD = "Correct-horse-9"
 
 _RUN_ID = uuid.uuid4().hex[:8]

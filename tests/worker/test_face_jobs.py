@@ -8,16 +8,13 @@ templates computed once per module by the same pipeline, to keep the module fast
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import io
 import json
-import os
 import uuid
-from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SHARED_FACES, wait_for_job
+from conftest import require_face_photos, wait_for_job
 from PIL import Image
 from sqlalchemy import func, select
 
@@ -25,15 +22,7 @@ from common.faces import encoding_from_bytes, encoding_to_bytes
 from common.models import Attendance, FaceEnrollment, FacePhoto, Job
 from common.models.tests import Test as Exam
 
-FACES = Path(os.environ.get("FACES_DIR") or SHARED_FACES)
-if not (FACES / "manifest.json").is_file():
-    pytest.fail(
-        f"the shared face photos are missing: no {FACES / 'manifest.json'} "
-        "(they live in ../shared/faces beside the repository; FACES_DIR overrides)",
-        pytrace=False,
-    )
-if importlib.util.find_spec("face_recognition") is None:
-    pytest.fail("face_recognition is not installed: run `make install`", pytrace=False)
+FACES = require_face_photos()  # fails loudly without them: no skips
 
 ENROLL = {"obama": "obama.jpg", "biden": "biden.jpg", "miranda": "lin-manuel-miranda.png"}
 OBAMA_CHECK_INS = [

@@ -6,9 +6,7 @@ overrides).
 
 from __future__ import annotations
 
-import importlib.util
 import io
-import os
 import resource
 import struct
 import subprocess
@@ -20,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SHARED_FACES
+from conftest import require_face_photos
 from PIL import Image
 
 from common.faces import DEFAULT_TOLERANCE, assign_faces, encoding_from_bytes, encoding_to_bytes
@@ -37,16 +35,7 @@ from worker.face_pipeline import (
     preload,
 )
 
-FACES = Path(os.environ.get("FACES_DIR") or SHARED_FACES)
-# No skips: without the photos or the face stack these tests fail, loudly.
-if not (FACES / "manifest.json").is_file():
-    pytest.fail(
-        f"the shared face photos are missing: no {FACES / 'manifest.json'} "
-        "(they live in ../shared/faces beside the repository; FACES_DIR overrides)",
-        pytrace=False,
-    )
-if importlib.util.find_spec("face_recognition") is None:
-    pytest.fail("face_recognition is not installed: run `make install`", pytrace=False)
+FACES = require_face_photos()  # fails loudly without them: no skips
 
 ENROLL = {"obama": "obama.jpg", "biden": "biden.jpg", "miranda": "lin-manuel-miranda.png"}
 OBAMA_CHECK_INS = [
