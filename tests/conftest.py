@@ -113,12 +113,23 @@ def sync_db(settings: Any) -> Iterator[Any]:
 
 
 def truncate_all(sync_db: Any) -> None:
+    from sqlalchemy.exc import OperationalError
+
     from common.models import Base
 
     # DELETE beats TRUNCATE on tiny tables: TRUNCATE rewrites files and takes heavy locks.
-    with sync_db.transaction() as session:
-        for table in reversed(Base.metadata.sorted_tables):
-            session.execute(table.delete())
+    # A job of the previous test may still be finishing in the shared worker; when its
+    # transaction and this cleanup deadlock, PostgreSQL aborts one side: retry ours.
+    for attempt in range(5):
+        try:
+            with sync_db.transaction() as session:
+                for table in reversed(Base.metadata.sorted_tables):
+                    session.execute(table.delete())
+            return
+        except OperationalError as exc:
+            if "deadlock detected" not in str(exc) or attempt == 4:
+                raise
+            time.sleep(0.1 * (attempt + 1))
 
 
 @pytest.fixture
