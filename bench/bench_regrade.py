@@ -199,8 +199,8 @@ def orm_baseline(env: dict[str, str], test_id: int) -> dict[str, int]:
     from sqlalchemy.orm import selectinload
 
     from common.db import SyncDatabase
-    from common.gradebook import answer_key, read_answers, stored_details
-    from common.grading import score
+    from common.gradebook import answer_key, stored_details
+    from common.grading import read_stored, score
     from common.models import Question, Submission, Test
     from common.settings import Settings
 
@@ -220,7 +220,7 @@ def orm_baseline(env: dict[str, str], test_id: int) -> dict[str, int]:
         for submission in session.scalars(
             select(Submission).where(Submission.test_id == test_id)
         ).all():
-            result = score(key, read_answers(key, submission.answers))
+            result = score(key, read_stored(key, submission.answers))
             details = stored_details(result)
             if submission.score == result.score and submission.details == details:
                 unchanged += 1
@@ -241,6 +241,7 @@ def worker_regrade(
 ) -> tuple[float, dict[str, Any]]:
     start = time.perf_counter()
     r = httpx.post(f"{base}/v1/tests/{test_id}/regrade", headers=headers, timeout=30)
+    posted = time.perf_counter() - start
     assert r.status_code == 202, r.text
     task = r.json()["task_id"]
     while True:
@@ -255,6 +256,7 @@ def worker_regrade(
     )
     job["phases"] = {
         "processes": job["result"].get("processes"),
+        "post": round(posted, 2),
         "queued": round((began - created).total_seconds(), 2),
         "running": round((ended - began).total_seconds(), 2),
         **job["result"].get("seconds", {}),

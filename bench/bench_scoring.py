@@ -2,25 +2,34 @@
 
 Run by hand: `.venv/bin/python bench/bench_scoring.py [N_SUBMISSIONS]`. Prints, per scheme, the
 time for `score` alone, for `validate_answers` on JSON-shaped input (str keys, int or list
-values, as the API receives it) and for `normalize_answers` + `score` (what a bulk regrade of
-stored answers runs). Generating the input is not timed; score results are kept, as a worker
-batch keeps them until written. The machine's load shows in the figures: run it twice.
+values, as the API receives it), for `score(read_stored(...))` on stored answers (the plain
+path), for `score_stored` (the same results, memoised per question, from a fresh key) and for
+`score_json` (what a bulk regrade runs, from the JSON text). Generating the input is not
+timed; results are dropped as they come and the cyclic GC is off, as in the regrade worker.
+The machine's load shows in the figures: run it twice.
 The bulk-regrade budget is well under 20 s end to end.
 """
 
 from __future__ import annotations
 
+import gc
 import random
 import sys
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable
+
+import orjson
 
 from common.grading import (
     AnswerKey,
     QuestionKey,
     Scheme,
     normalize_answers,
+    read_stored,
     score,
+    score_json,
+    score_stored,
     validate_answers,
 )
 
@@ -53,10 +62,12 @@ def make_raw(key: AnswerKey, n: int, rng: random.Random) -> list[dict[str, objec
     return out
 
 
-def timed(label: str, n: int, fn: Callable[[], object]) -> None:
+def timed(label: str, n: int, fn: Callable[[], Iterable[object]]) -> None:
+    gc.disable()
     t0 = time.perf_counter()
-    fn()
+    deque(fn(), maxlen=0)
     dt = time.perf_counter() - t0
+    gc.enable()
     print(f"  {label:<40} {dt:6.2f} s  ({dt / n * 1e6:5.1f} us per submission)")
 
 
@@ -65,18 +76,20 @@ def run(scheme: Scheme, n: int, rng: random.Random) -> None:
     raw = make_raw(key, n, rng)
     parsed = [normalize_answers(r) for r in raw]
 
-    def validate_each() -> None:
-        for r in raw:  # the API validates one submission at a time and keeps nothing
-            validate_answers(key, r)
-
     print(f"{scheme.value}:")
-    timed("score (normalised answers)", n, lambda: [score(key, a) for a in parsed])
-    timed("validate_answers (API, JSON input)", n, validate_each)
+    timed("score (normalised answers)", n, lambda: (score(key, a) for a in parsed))
+    timed("validate_answers (API, JSON input)", n, lambda: (validate_answers(key, r) for r in raw))
     timed(
-        "normalize_answers + score (bulk regrade)",
+        "score(read_stored) (plain path)",
         n,
-        lambda: [score(key, normalize_answers(r)) for r in raw],
+        lambda: (score(key, read_stored(key, r)) for r in raw),
     )
+    fresh = AnswerKey(key.questions, key.scheme, key.negative_fraction, key.unanswered_mark)
+    timed("score_stored (stored answers)", n, lambda: (score_stored(fresh, r) for r in raw))
+    texts = [orjson.dumps(r) for r in raw]
+    fresh = AnswerKey(key.questions, key.scheme, key.negative_fraction, key.unanswered_mark)
+    timed("orjson.loads alone", n, lambda: (orjson.loads(t) for t in texts))
+    timed("score_json (bulk regrade, from text)", n, lambda: (score_json(fresh, t) for t in texts))
     mean = sum(score(key, a).score for a in parsed[:1000]) / min(n, 1000)
     print(f"  mean score of the first 1000: {mean:.2f} / {key.max_score:g}")
 

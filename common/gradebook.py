@@ -10,20 +10,18 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any, Protocol
 
 import orjson
 
 from common.grading import (
     AnswerKey,
-    Answers,
-    AnswerValidationError,
     Correctness,
     QuestionKey,
+    QuestionResult,
     Scheme,
     ScoreResult,
-    normalize_answers,
-    validate_answers,
 )
 
 __all__ = [
@@ -34,7 +32,6 @@ __all__ = [
     "chosen_lists",
     "details_json",
     "details_view",
-    "read_answers",
     "stored_answers",
     "stored_details",
 ]
@@ -112,19 +109,6 @@ def stored_answers(answers: Mapping[int, AbstractSet[int]], key: AnswerKey) -> d
     return out
 
 
-def read_answers(key: AnswerKey, stored: Mapping[str, Any]) -> Answers:
-    """Stored answers, normalised for `score`: validated against the current key when they
-    still fit it (the fast path), else only shape-checked (after a key edit they may name
-    options or questions the key no longer has, which `score` tolerates).
-
-    Raises AnswerValidationError (or TypeError / AttributeError) for data that is not answers.
-    """
-    try:
-        return validate_answers(key, stored)
-    except AnswerValidationError:
-        return normalize_answers(stored)
-
-
 def chosen_lists(stored: Mapping[str, Any]) -> dict[str, list[int]]:
     """Stored answers as {"question id": [option ids]}, whatever their shape."""
     return {
@@ -136,10 +120,11 @@ def chosen_lists(stored: Mapping[str, Any]) -> dict[str, list[int]]:
 
 def stored_details(result: ScoreResult) -> list[list[Any]]:
     """[[question id, points, max points, state letter], ...] in key order."""
-    return [
-        [q.question_id, q.points, q.max_points, STATE_CODES[q.correctness]]
-        for q in result.questions
-    ]
+    return [_entry(q) for q in result.questions]
+
+
+def _entry(q: QuestionResult) -> list[Any]:
+    return [q.question_id, q.points, q.max_points, STATE_CODES[q.correctness]]
 
 
 def details_json(result: ScoreResult) -> str:
@@ -164,25 +149,22 @@ def details_view(stored: Iterable[Sequence[Any]]) -> list[QuestionView]:
 
 
 class DetailsEncoder:
-    """`details_json`, byte for byte, fast enough for a bulk regrade.
+    """`details_json`, byte for byte, fast enough for a bulk regrade, for results scored with
+    one key: each possible result's JSON fragment is built once, up front."""
 
-    `score` hands out the key's precomputed result objects, so each one's JSON fragment is
-    built once and then reused by identity. One encoder per key.
-    """
-
-    def __init__(self) -> None:
-        self._fragments: dict[int, str] = {}
-        self._keep: list[object] = []  # keeps ids stable while the encoder lives
+    def __init__(self, key: AnswerKey) -> None:
+        self._fragments = [_fragment(q) for q in key.results]
 
     def encode(self, result: ScoreResult) -> str:
-        fragments = self._fragments
         try:
-            return "[" + ",".join([fragments[id(q)] for q in result.questions]) + "]"
-        except KeyError:
-            for q in result.questions:
-                if id(q) not in fragments:
-                    fragments[id(q)] = orjson.dumps(
-                        [q.question_id, q.points, q.max_points, STATE_CODES[q.correctness]]
-                    ).decode()
-                    self._keep.append(q)
-            return "[" + ",".join([fragments[id(q)] for q in result.questions]) + "]"
+            parts = map(self._fragments.__getitem__, map(_slot, result.questions))
+            return "[" + ",".join(parts) + "]"
+        except TypeError:  # a result not from the key (slot None)
+            return details_json(result)
+
+
+def _fragment(q: QuestionResult) -> str:
+    return orjson.dumps(_entry(q)).decode()
+
+
+_slot = attrgetter("slot")

@@ -25,8 +25,11 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import lru_cache
+from itertools import chain
 from math import isfinite
 from typing import TypeGuard
+
+import orjson
 
 __all__ = [
     "AnswerError",
@@ -41,7 +44,10 @@ __all__ = [
     "ScoreResult",
     "key_changes_scores",
     "normalize_answers",
+    "read_stored",
     "score",
+    "score_json",
+    "score_stored",
     "validate_answers",
 ]
 
@@ -109,6 +115,9 @@ class QuestionResult:
     max_points: float
     answered: bool
     correctness: Correctness
+    # Its index in the key's `results` (every result `score` can give is built with the key);
+    # lets callers keep per-result data in a list. None for results built elsewhere.
+    slot: int | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +200,16 @@ class AnswerKey:
     _owner: dict[int, int] = field(init=False, repr=False, compare=False)
     # By int id and by canonical JSON spelling: what validation's fast path needs to know.
     _lookup: dict[int | str, _Check] = field(init=False, repr=False, compare=False)
+    # score_stored's memo: canonical JSON spelling of a question id -> {answer as stored (an
+    # option id, a tuple of them or None): (the question's index in key order, its result)},
+    # filled as answers are seen; and each question's index.
+    _memo: dict[str, dict[object, tuple[int, QuestionResult]]] = field(
+        init=False, repr=False, compare=False
+    )
+    _index: dict[str, int] = field(init=False, repr=False, compare=False)
+    _blanks: tuple[QuestionResult, ...] = field(init=False, repr=False, compare=False)
+    # Every result `score` can hand out for this key, indexed by QuestionResult.slot.
+    results: tuple[QuestionResult, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "questions", tuple(self.questions))
@@ -218,7 +237,18 @@ class AnswerKey:
             singles = {option: frozenset((option,)) for option in q.options}
             lookup[qid] = lookup[str(qid)] = (qid, q.options, q.multiple, singles)
         object.__setattr__(self, "_lookup", lookup)
-        object.__setattr__(self, "_plans", tuple(_plan(q, self) for q in self.questions))
+        plans = tuple(_plan(q, self) for q in self.questions)
+        object.__setattr__(self, "_plans", plans)
+        object.__setattr__(self, "_memo", {str(plan.question_id): {} for plan in plans})
+        object.__setattr__(self, "_index", {str(p.question_id): i for i, p in enumerate(plans)})
+        object.__setattr__(self, "_blanks", tuple(plan.blank for plan in plans))
+        results: list[QuestionResult] = []
+        for plan in plans:
+            table = chain.from_iterable(plan.table or ())
+            for result in (plan.full, plan.wrong, plan.blank, *table):
+                object.__setattr__(result, "slot", len(results))
+                results.append(result)
+        object.__setattr__(self, "results", tuple(results))
         max_score = round(sum(q.points for q in self.questions), DECIMALS)
         object.__setattr__(self, "max_score", max_score)
 
@@ -460,6 +490,28 @@ def _partial_result(plan: _Plan, chosen: AbstractSet[int]) -> QuestionResult:
     return plan.wrong
 
 
+def _question_result(plan: _Plan, chosen: AbstractSet[int]) -> QuestionResult:
+    if not chosen:
+        return plan.blank
+    if chosen == plan.correct:
+        return plan.full
+    if plan.table is None:
+        return plan.wrong
+    return _partial_result(plan, chosen)
+
+
+def _total(key: AnswerKey, results: Sequence[QuestionResult]) -> ScoreResult:
+    # Added left to right in key order, so that every caller adds the same floats alike (not
+    # sum(): from Python 3.12 it compensates rounding).
+    total = 0.0
+    for result in results:
+        total += result.points
+    total = max(0.0, round(total, DECIMALS)) + 0.0
+    maximum = key.max_score
+    percentage = round(100.0 * total / maximum, DECIMALS) if maximum > 0 else 0.0
+    return ScoreResult(total, maximum, percentage, tuple(results))
+
+
 def score(key: AnswerKey, answers: Mapping[int, AbstractSet[int]]) -> ScoreResult:
     """Score normalised answers (from `validate_answers` or `normalize_answers`).
 
@@ -467,22 +519,82 @@ def score(key: AnswerKey, answers: Mapping[int, AbstractSet[int]]) -> ScoreResul
     ignored; an option that is not in the key counts as a wrong choice.
     """
     empty: AbstractSet[int] = _EMPTY
-    results: list[QuestionResult] = []
-    append = results.append
-    total = 0.0
-    for plan in key._plans:
-        chosen = answers.get(plan.question_id, empty)
-        if not chosen:
-            result = plan.blank
-        elif chosen == plan.correct:
-            result = plan.full
-        elif plan.table is None:
-            result = plan.wrong
+    return _total(key, [_question_result(p, answers.get(p.question_id, empty)) for p in key._plans])
+
+
+def read_stored(key: AnswerKey, stored: RawAnswers) -> Answers:
+    """Stored answers, normalised for `score`: validated against the current key when they
+    still fit it, else only shape-checked (after a key edit they may name options or
+    questions the key no longer has, which `score` tolerates).
+
+    Raises AnswerValidationError (or TypeError / AttributeError) for data that is not answers.
+    """
+    try:
+        return validate_answers(key, stored)
+    except AnswerValidationError:
+        return normalize_answers(stored)
+
+
+# A question with many options could see very many distinct answers: stop learning there.
+_MEMO_LIMIT = 4096
+
+
+def score_stored(key: AnswerKey, stored: RawAnswers) -> ScoreResult:
+    """`score(key, read_stored(key, stored))`, the same result, several times faster in bulk.
+
+    A question's result depends only on its own answer, so each question remembers the result
+    of every answer it has seen (as stored: an option id or a list of them). A new answer is
+    validated and scored once, by the functions above; anything unusual (a key that is not
+    a canonical JSON id, a stale or malformed answer) takes the full path instead.
+    """
+    memo, index = key._memo, key._index
+    results = list(key._blanks)
+    for raw_qid, value in stored.items():
+        seen = memo.get(raw_qid) if type(raw_qid) is str else None
+        if seen is None:
+            return score(key, read_stored(key, stored))
+        if type(value) is int or value is None:
+            answer: object = value
+        elif type(value) is list:
+            for option in value:
+                if type(option) is not int:  # 1.0 and True hash like 1: never look them up
+                    return score(key, read_stored(key, stored))
+            answer = tuple(value)
         else:
-            result = _partial_result(plan, chosen)
-        append(result)
-        total += result.points
-    total = max(0.0, round(total, DECIMALS)) + 0.0
-    maximum = key.max_score
-    percentage = round(100.0 * total / maximum, DECIMALS) if maximum > 0 else 0.0
-    return ScoreResult(total, maximum, percentage, tuple(results))
+            return score(key, read_stored(key, stored))
+        hit = seen.get(answer)
+        if hit is None:
+            chosen = _fast_validate({raw_qid: value}, key)
+            if chosen is None:
+                return score(key, read_stored(key, stored))
+            i = index[str(raw_qid)]
+            hit = (i, _question_result(key._plans[i], chosen[key._plans[i].question_id]))
+            if len(seen) < _MEMO_LIMIT:
+                seen[answer] = hit
+        results[hit[0]] = hit[1]
+    return _total(key, results)
+
+
+def score_json(key: AnswerKey, text: str | bytes) -> ScoreResult:
+    """`score_stored(key, json.loads(text))`, faster still for answers stored as JSON text.
+
+    Without "." or "e"/"E" in the text, JSON can hold no float and no true/false, so every
+    number orjson returns is an int and a stored answer can be looked up as it is, with no
+    per-option type test. Raises orjson.JSONDecodeError for text that is not JSON.
+    """
+    stored = orjson.loads(text)
+    if type(text) is str:
+        plain = "." not in text and "e" not in text and "E" not in text
+    else:
+        plain = b"." not in text and b"e" not in text and b"E" not in text
+    if not plain or type(stored) is not dict:
+        return score_stored(key, stored)
+    memo = key._memo
+    results = list(key._blanks)
+    try:
+        for raw_qid, value in stored.items():
+            hit = memo[raw_qid][tuple(value) if type(value) is list else value]
+            results[hit[0]] = hit[1]
+    except (KeyError, TypeError):  # not seen yet (score_stored learns it), or unhashable
+        return score_stored(key, stored)
+    return _total(key, results)

@@ -48,11 +48,10 @@ from common.gradebook import (
     chosen_lists,
     details_json,
     details_view,
-    read_answers,
     stored_answers,
     stored_details,
 )
-from common.grading import AnswerValidationError, score, validate_answers
+from common.grading import AnswerValidationError, score, score_stored, validate_answers
 from common.item_stats import quiz_statistics
 from common.jobs import enqueue
 from common.models import Attempt, Job, Submission, SubmissionImport, Test, User
@@ -390,9 +389,8 @@ async def start_regrade(
     # The test row lock orders concurrent requests: the second one sees the first one's job.
     test = await access.get_test(session, principal, test_id, manage=True, lock="update")
     await _refuse_if_grading(session, test.id)
-    total = await session.scalar(
-        select(func.count()).select_from(Submission).where(Submission.test_id == test.id)
-    )
+    # No count here: on a big test it would hold the request (and the test's row lock) for
+    # a table scan; the worker sets the total when it starts.
     return await enqueue(
         session,
         resources.publisher,
@@ -400,7 +398,6 @@ async def start_regrade(
         owner_id=principal.id,
         params={"test_id": test.id, "dry_run": dry_run},
         subject=grading_subject(test.id),
-        total=total or 0,
     )
 
 
@@ -537,7 +534,7 @@ async def statistics(*, session: AsyncSession, principal: Principal, test_id: in
     max_points = [q.points for q in questions]
 
     def compute() -> Any:
-        matrix = [[r.points for r in score(key, read_answers(key, a)).questions] for a in answers]
+        matrix = [[r.points for r in score_stored(key, a).questions] for a in answers]
         return quiz_statistics(question_ids, max_points, matrix)
 
     stats = await asyncio.to_thread(compute)

@@ -10,6 +10,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -52,6 +53,11 @@ class Submission(Timestamps, Base):
         UniqueConstraint("test_id", "user_id", "attempt"),
         UniqueConstraint("attempt_id"),
         CheckConstraint("source IN ('api', 'import')", name="source"),
+        # A test's submissions in id order: a regrade's id ranges and their bounds.
+        Index("ix_submissions_test_id_id", "test_id", "id"),
+        # Room in each page for the new versions of its rows: a regrade's UPDATE stays HOT
+        # (no index writes) since it changes no indexed column. See migration 0007.
+        {"postgresql_with": {"fillfactor": 70}},
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -63,8 +69,9 @@ class Submission(Timestamps, Base):
         ForeignKey("attempts.id", ondelete="CASCADE"), nullable=False
     )
     attempt: Mapped[int] = mapped_column(Integer, nullable=False)
-    # {"question id": [option ids]}, as validated on submit (answered questions only).
-    answers: Mapped[dict[str, list[int]]] = mapped_column(JSONB, nullable=False)
+    # {"question id": option id or [option ids]}, as validated on submit (answered questions
+    # only). Plain JSON, kept as text: always read whole, never queried inside (see 0007).
+    answers: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
     score: Mapped[float] = mapped_column(Float, nullable=False)
     max_score: Mapped[float] = mapped_column(Float, nullable=False)
     # The score before the last regrade or re-import that changed it.

@@ -20,7 +20,10 @@ from common.grading import (
     ScoreResult,
     key_changes_scores,
     normalize_answers,
+    read_stored,
     score,
+    score_json,
+    score_stored,
     validate_answers,
 )
 
@@ -478,3 +481,72 @@ def test_partial_credit_is_monotonic(
     for extra in q.options - chosen:
         after = score(key, {q.id: chosen | {extra}}).questions[position].points
         assert after >= before if extra in q.correct else after <= before
+
+
+# --------------------------------------------------------------------------- stored answers
+
+# What a stored answer value can be, odd ones included: ids of the key's options, of no option,
+# floats and bools that hash like ids, duplicates, nested junk.
+_ids = st.integers(9, 45)  # mostly the options of keys_and_answers' questions 1-4
+_odd = st.none() | st.booleans() | st.sampled_from([11.0, 21.0, "11", -1]) | st.just([[11]])
+_values = _ids | _odd | st.lists(_ids | _odd, max_size=3) | st.lists(_ids, max_size=3)
+_question_keys = st.sampled_from(["1", "2", "3", "4", "01", "-1", " 2", "x"]) | st.integers(0, 4)
+
+
+def _full_path(key: AnswerKey, stored: dict[object, object]) -> ScoreResult | str:
+    try:
+        return score(key, read_stored(key, stored))  # type: ignore[arg-type]
+    except (AnswerValidationError, TypeError) as exc:
+        return type(exc).__name__
+
+
+def _fast_path(key: AnswerKey, stored: dict[object, object]) -> ScoreResult | str:
+    try:
+        return score_stored(key, stored)  # type: ignore[arg-type]
+    except (AnswerValidationError, TypeError) as exc:
+        return type(exc).__name__
+
+
+@given(
+    keys_and_answers(),
+    st.lists(st.dictionaries(_question_keys, _values, max_size=4), min_size=1, max_size=4),
+)
+def test_score_stored_is_score_of_read_stored(
+    case: tuple[AnswerKey, dict[int, frozenset[int]]], batch: list[dict[object, object]]
+) -> None:
+    # The bulk path remembers each question's results between submissions: the same key must
+    # give every submission exactly what the plain path gives, whatever was seen before.
+    key, answers = case
+    single = {q.id for q in key.questions if not q.multiple}
+    valid = {
+        str(qid): next(iter(chosen)) if qid in single and chosen else sorted(chosen)
+        for qid, chosen in answers.items()
+    }
+    for stored in [valid, *batch, valid, *reversed(batch)]:
+        assert _fast_path(key, stored) == _full_path(key, stored)
+        if all(type(k) is str for k in stored):  # representable as JSON text
+            text = json.dumps(stored)
+            try:
+                from_text: ScoreResult | str = score_json(key, text)
+            except (AnswerValidationError, TypeError) as exc:
+                from_text = type(exc).__name__
+            assert from_text == _full_path(key, stored)
+
+
+def test_score_stored_does_not_take_lookalike_ids() -> None:
+    key = make_key(Scheme.PARTIAL)
+    # Learn the answers first, then present values that compare equal to them.
+    assert score_stored(key, {"1": 11, "2": [21, 22]}).score == 5.0
+    # (21.0, 22) == (21, 22) as a dict key, yet 21.0 is not an option id.
+    with pytest.raises(AnswerValidationError, match="not an integer id"):
+        score_stored(key, {"2": [21.0, 22]})
+    with pytest.raises(AnswerValidationError, match="not an integer id"):
+        score_stored(key, {"1": True})
+    # The same through JSON text: 1.0 and true are never taken for 1.
+    assert score_json(key, '{"1": 11, "2": [21, 22]}').score == 5.0
+    for text in ('{"2": [21.0, 22]}', '{"2": [2.1e1, 22]}', '{"1": true}'):
+        with pytest.raises(AnswerValidationError, match="not an integer id"):
+            score_json(key, text)
+    # A stale answer (an option the key no longer has) is scored as a wrong choice, not refused:
+    # hits 2/2, misses 1/3 -> (1 - 1/3) * 3 points.
+    assert outcome(score_stored(key, {"2": [21, 22, 99]}))[1] == (2.0, P)

@@ -10,11 +10,20 @@ from common.gradebook import (
     DetailsEncoder,
     chosen_lists,
     details_json,
-    read_answers,
     stored_answers,
     stored_details,
 )
-from common.grading import AnswerKey, QuestionKey, score, validate_answers
+from common.grading import (
+    AnswerKey,
+    Correctness,
+    QuestionKey,
+    QuestionResult,
+    Scheme,
+    ScoreResult,
+    read_stored,
+    score,
+    validate_answers,
+)
 from common.results_csv import (
     HeaderError,
     ImportParser,
@@ -126,14 +135,23 @@ def test_stored_forms_round_trip():
     answers = validate_answers(KEY, {"1": 11, "2": [22, 21]})
     stored = stored_answers(answers, KEY)
     assert stored == {"1": 11, "2": [21, 22]}
-    assert read_answers(KEY, stored) == answers
+    assert read_stored(KEY, stored) == answers
     assert chosen_lists(stored) == {"1": [11], "2": [21, 22]}
     # Stale answers (an option no longer in the key) are read leniently; score counts it wrong.
-    assert read_answers(KEY, {"1": 99}) == {1: frozenset({99})}
+    assert read_stored(KEY, {"1": 99}) == {1: frozenset({99})}
     result = score(KEY, answers)
     assert stored_details(result) == [[1, 2.0, 2.0, "c"], [2, 3.0, 3.0, "c"]]
     assert details_json(result) == '[[1,2.0,2.0,"c"],[2,3.0,3.0,"c"]]'
-    encoder = DetailsEncoder()
-    for raw in ({"1": 12}, {"2": [21]}, {}, {"1": 11, "2": [21, 22, 23]}):
-        result = score(KEY, read_answers(KEY, raw))
+    encoder = DetailsEncoder(KEY)
+    for raw in ({"1": 12}, {"2": [21]}, {}, {"1": 11, "2": [21, 22, 23]}, {"1": 99}):
+        result = score(KEY, read_stored(KEY, raw))
         assert encoder.encode(result) == details_json(result)
+    # Every result the key can give, partial credit included; and one built by hand.
+    partial = AnswerKey(KEY.questions, scheme=Scheme.PARTIAL, negative_fraction=0.5)
+    encoder = DetailsEncoder(partial)
+    for q in partial.results:
+        result = ScoreResult(0.0, partial.max_score, 0.0, (q,))
+        assert encoder.encode(result) == details_json(result)
+    by_hand = QuestionResult(7, 0.5, 1.0, True, Correctness.PARTIAL)
+    result = ScoreResult(0.5, 1.0, 50.0, (by_hand,))
+    assert encoder.encode(result) == details_json(result) == '[[7,0.5,1.0,"p"]]'
