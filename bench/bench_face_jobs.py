@@ -38,7 +38,15 @@ from typing import Any
 
 import httpx
 from _stack import celery_worker, fresh_database, gunicorn
-from bench_faces import CHECK_INS, ENROLL, FACES, GROUP, default_group, default_single
+from bench_faces import (
+    CHECK_INS,
+    ENROLL,
+    FACES,
+    GROUP,
+    default_group,
+    default_single,
+    dlib_build,
+)
 
 from common import embedded
 from common.faces import DEFAULT_TOLERANCE, assign_faces, verify
@@ -257,6 +265,7 @@ def report(concurrency: int, ours: Totals, defaults: Totals) -> tuple[bool, bool
 def main() -> None:
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 3
     print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores; rounds {rounds}")
+    print(f"dlib {dlib_build()} (worker and defaults alike)")
     print(f"tolerance {DEFAULT_TOLERANCE}; photos: enroll {ENROLL_PHOTOS}, check-in as Obama")
     print(f"  {CHECK_IN_PHOTOS}, class photo {GROUP}")
     all_agree, targets = True, {}

@@ -65,6 +65,14 @@ QUERIES = 500
 Encoding = np.ndarray
 
 
+def dlib_build() -> str:
+    """Which dlib runs: the dlib-bin wheel (no BLAS) or `make faces-blas` (OpenBLAS)."""
+    import dlib
+
+    blas = "with BLAS (make faces-blas)" if dlib.DLIB_USE_BLAS else "without BLAS (dlib-bin)"
+    return f"{dlib.__version__} {blas}"
+
+
 def ours_single(data: bytes) -> Encoding | None:
     try:
         return encode_single_face(decode_image(data))[0]
@@ -220,6 +228,7 @@ def main() -> None:
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 3
     print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores; rounds {rounds};")
     print(f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', '(unset: all cores)')}")
+    print(f"dlib {dlib_build()}")
     preload()
     ours_single((FACES / "obama_small.jpg").read_bytes())  # warm up both paths
     default_single((FACES / "obama_small.jpg").read_bytes())
