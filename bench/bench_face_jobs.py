@@ -297,8 +297,8 @@ def main() -> None:
     print(f"\nALL DECISIONS AGREE: {all_agree}")
     for concurrency, met in targets.items():
         print(
-            f"TARGET {TARGET_SPEEDUP:.0f}x on enrollments and check-ins, -c {concurrency}: "
-            f"{'met' if met else 'NOT met'}"
+            f"TARGET {TARGET_SPEEDUP:.0f}x on enrollments and check-ins, -c {concurrency}, "
+            f"dlib {dlib_build()}: {'met' if met else 'NOT met'}"
         )
     sys.exit(0 if all_agree else 1)
 
