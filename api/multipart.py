@@ -294,8 +294,12 @@ class Upload:
     data: bytes
 
 
-def multipart_body(field: str, description: str) -> dict[str, Any]:
-    """`openapi_extra` documenting a multipart body with one required file field."""
+def multipart_body(
+    field: str, description: str, extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """`openapi_extra` documenting a multipart body with one required file field (and the
+    optional fields in `extra`, name -> JSON schema)."""
+    properties = {field: {"type": "string", "format": "binary", "description": description}}
     return {
         "requestBody": {
             "required": True,
@@ -304,13 +308,7 @@ def multipart_body(field: str, description: str) -> dict[str, Any]:
                     "schema": {
                         "type": "object",
                         "required": [field],
-                        "properties": {
-                            field: {
-                                "type": "string",
-                                "format": "binary",
-                                "description": description,
-                            }
-                        },
+                        "properties": {**properties, **(extra or {})},
                     }
                 }
             },

@@ -32,6 +32,7 @@ __all__ = [
     "chosen_lists",
     "details_json",
     "details_view",
+    "encode_details",
     "stored_answers",
     "stored_details",
 ]
@@ -130,7 +131,12 @@ def _entry(q: QuestionResult) -> list[Any]:
 def details_json(result: ScoreResult) -> str:
     """`stored_details` as the exact JSON text every writer stores (compact, orjson), so a
     regrade can tell an unchanged row by comparing text."""
-    return orjson.dumps(stored_details(result)).decode()
+    return encode_details(stored_details(result))
+
+
+def encode_details(details: list[list[Any]]) -> str:
+    """`details_json` of details already built by `stored_details`."""
+    return orjson.dumps(details).decode()
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ from api.deps import (
     scoped,
 )
 from api.errors import AppError, error_responses
+from api.multipart import multipart_body
 from api.schemas.files import FileOut, ScanStatus
 from api.services import files as service
 from common import files as files_common
@@ -39,26 +40,11 @@ FilenamePath = Annotated[
 ]
 TestIdQuery = Annotated[int | None, Query(ge=1, le=MAX_ID, description="Test id")]
 
-UPLOAD_BODY: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file"],
-                    "properties": {
-                        "file": {"type": "string", "format": "binary"},
-                        "test_id": {
-                            "type": "integer",
-                            "description": "Attach the file to this test's context",
-                        },
-                    },
-                }
-            }
-        },
-    }
-}
+UPLOAD_BODY = multipart_body(
+    "file",
+    "The file",
+    {"test_id": {"type": "integer", "description": "Attach the file to this test's context"}},
+)
 DOWNLOAD_DOC: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "The file's bytes, with its stored content type and "

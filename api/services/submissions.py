@@ -46,8 +46,8 @@ from common.cache import stats_scope, test_scope
 from common.gradebook import (
     answer_key,
     chosen_lists,
-    details_json,
     details_view,
+    encode_details,
     stored_answers,
     stored_details,
 )
@@ -263,7 +263,7 @@ async def submit(
                     max_score=result.max_score,
                     key_version=key_version,
                     # The exact text every writer stores: see common.gradebook.details_json.
-                    details=cast(literal(details_json(result), Text), JSON),
+                    details=cast(literal(encode_details(details), Text), JSON),
                     source="api",
                     graded_at=now,
                 )

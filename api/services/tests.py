@@ -21,7 +21,6 @@ from api.schemas.tests import (
     TestCreate,
     TestOut,
     TestSummary,
-    TestTakerOut,
     TestUpdate,
 )
 from api.services import test_access as access
@@ -164,12 +163,6 @@ def taker_payload(
     }
 
 
-def taker_view(
-    test: Test, questions: Sequence[QuestionLike], attempt: Attempt | None = None
-) -> TestTakerOut:
-    return TestTakerOut.model_validate(taker_payload(test, questions, attempt))
-
-
 def _common(test: Test, questions: Sequence[QuestionLike]) -> dict[str, Any]:
     return {
         "id": test.id,
@@ -281,16 +274,6 @@ async def _read_payload(session: AsyncSession, principal: Principal, test: Test)
     return taker_payload(test, questions, attempt)
 
 
-async def read_test(
-    *, session: AsyncSession, principal: Principal, test_id: int
-) -> TestOut | TestTakerOut:
-    test = await access.get_test(session, principal, test_id)
-    payload = await _read_payload(session, principal, test)
-    if payload["view"] == "owner":
-        return TestOut.model_validate(payload)
-    return TestTakerOut.model_validate(payload)
-
-
 async def read_test_body(
     *, session: AsyncSession, principal: Principal, test_id: int, cache: ResponseCache
 ) -> bytes:
@@ -315,6 +298,9 @@ async def read_test_body(
     )
 
 
+_SUMMARIES = TypeAdapter(list[TestSummary])  # built once: building one costs milliseconds
+
+
 async def list_tests_body(
     *, session: AsyncSession, principal: Principal, page: Page, cache: ResponseCache
 ) -> tuple[bytes, int]:
@@ -322,9 +308,7 @@ async def list_tests_body(
 
     async def compute() -> bytes:
         tests, total = await list_tests(session=session, principal=principal, page=page)
-        items = TypeAdapter(list[TestSummary]).dump_json(
-            [TestSummary.model_validate(t) for t in tests]
-        )
+        items = _SUMMARIES.dump_json([TestSummary.model_validate(t) for t in tests])
         return f"{total}\n".encode() + items
 
     body = await cache.get_or_compute(

@@ -533,7 +533,7 @@ def _write_import(
     claimed: dict[tuple[int, int], int] = {}  # (user, attempt) -> line that took it
     new_attempts: list[dict[str, Any]] = []
     open_attempts: list[int] = []
-    inserts: list[tuple[tuple[int, int], ImportRow]] = []
+    inserts: list[tuple[tuple[int, int], ImportRow, dict[str, Any]]] = []
     updates: list[dict[str, Any]] = []
     unchanged = 0
     for row in rows:
@@ -598,7 +598,7 @@ def _write_import(
                     "submitted_at": now,
                 }
             )
-        inserts.append((slot, row))
+        inserts.append((slot, row, answers))
 
     if new_attempts:
         for aid, uid, number in session.execute(
@@ -612,7 +612,7 @@ def _write_import(
         )
     if inserts:
         values = []
-        for (uid, number), row in inserts:
+        for (uid, number), row, answers in inserts:
             result = score(key, row.answers)
             values.append(
                 {
@@ -620,7 +620,7 @@ def _write_import(
                     "user_id": uid,
                     "attempt_id": attempts[(uid, number)][0],
                     "attempt": number,
-                    "answers": stored_answers(row.answers, key),
+                    "answers": answers,
                     "score": result.score,
                     "max_score": result.max_score,
                     "key_version": key_version,
