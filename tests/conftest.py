@@ -21,14 +21,16 @@ import pytest
 from sqlalchemy.orm import Session
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED_FACES = ROOT.parent / "shared" / "faces"
+# The shared photos: ../shared/faces beside the repository, or FACES_DIR. Every test that
+# reads them goes through this one path.
+FACES = Path(os.environ.get("FACES_DIR") or ROOT.parent / "shared" / "faces")
 
 
 def require_face_photos() -> Path:
     """The shared photos and the face stack, or a loud failure (never a skip)."""
     import importlib.util
 
-    faces = Path(os.environ.get("FACES_DIR") or SHARED_FACES)
+    faces = FACES
     if not (faces / "manifest.json").is_file():
         pytest.fail(
             f"the shared face photos are missing: no {faces / 'manifest.json'} "

@@ -9,10 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import FACES
 
 from common.scanning import ClamdClient, ScanError, ScannerUnavailable, scan
 
-FACES = Path("/work/shared/faces")
 # clamd tags hits from databases that are not officially signed (like the fixture's).
 EICAR_NAME = "Eicar-Test-Signature.UNOFFICIAL"
 

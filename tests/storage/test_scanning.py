@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import io
 import tempfile
-from pathlib import Path
 
 import pytest
+from conftest import FACES
 from PIL import Image
 
 from common.scanning import (
@@ -25,7 +25,6 @@ from common.scanning import (
     sniff,
 )
 
-FACES = Path("/work/shared/faces")
 JPEG = (FACES / "obama.jpg").read_bytes()
 PNG = (FACES / "lin-manuel-miranda.png").read_bytes()
 CSV = b'student,question,answer\r\nalice,1,B\r\nbob,1,"C, then D"\r\ncarol,2,A\r\n'

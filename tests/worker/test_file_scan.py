@@ -14,7 +14,7 @@ import uuid
 from pathlib import Path
 
 import httpx
-from conftest import SHARED_FACES, wait_for_job
+from conftest import FACES, wait_for_job
 from PIL import Image
 from sqlalchemy import select
 from storage_servers import AWS_ENV, REGION, minimal_pdf, start_clamd
@@ -48,7 +48,7 @@ def png_bomb() -> bytes:
 
 
 def truncated_png() -> bytes:
-    data = (SHARED_FACES / "lin-manuel-miranda.png").read_bytes()
+    data = (FACES / "lin-manuel-miranda.png").read_bytes()
     return data[: len(data) // 2]  # valid header, image data cut in half
 
 
@@ -61,14 +61,14 @@ async def test_scan_verdicts_and_downloads(
     start()
     h = auth_for(student)
     pdf = minimal_pdf("clean")
-    photo = (SHARED_FACES / "biden.jpg").read_bytes()
+    photo = (FACES / "biden.jpg").read_bytes()
     text_then_binary = b"line of text\n" * 6000 + b"\x00\x01\x02binary tail"
     cases = {  # name: (bytes, client type, expected status, expected reason)
         "eicar.txt": (eicar, "text/plain", "rejected", EICAR_REASON),
         "report.pdf": (pdf, "application/pdf", "clean", None),
         "biden.jpg": (photo, "image/jpeg", "clean", None),
         "miranda.png": (
-            (SHARED_FACES / "lin-manuel-miranda.png").read_bytes(),
+            (FACES / "lin-manuel-miranda.png").read_bytes(),
             None,
             "clean",
             None,
@@ -144,7 +144,7 @@ async def test_scan_on_s3(
     )
     start()
     h = auth_for(student)
-    photo = (SHARED_FACES / "obama-480p.jpg").read_bytes()
+    photo = (FACES / "obama-480p.jpg").read_bytes()
     good = await upload(client, h, photo, "obama.jpg")
     bad = await upload(client, h, eicar, "eicar.txt")
     assert (await wait_for_job(client, good["scan_task_id"], h))["result"]["scan_status"] == "clean"
