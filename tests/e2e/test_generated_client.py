@@ -19,7 +19,8 @@ import httpx
 import pytest
 from conftest import PASSWORD, start_api_server
 
-PACKAGE = "mcq_generated_client"
+PACKAGE = "mcq_client"  # the name README's example imports
+README = Path(__file__).parents[2] / "README.md"
 
 
 @pytest.fixture
@@ -146,3 +147,21 @@ def test_generated_python_client_runs_a_whole_flow(
         time.sleep(0.1)
     assert job.status == "succeeded", job
     assert job.kind == "grading.regrade"
+
+
+def readme_example() -> str:
+    section = README.read_text().split("## Clients", 1)[1].split("\n## ", 1)[0]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_readme_example_runs(generated_client, make_user):
+    base, _ = generated_client
+    user = make_user("student")
+    code = readme_example()
+    assert len(code.strip().splitlines()) == 5
+    code = code.replace("http://127.0.0.1:8000", base)
+    code = code.replace('username="ada"', f"username={user.username!r}")
+    code = code.replace('password="secret"', f"password={PASSWORD!r}")
+    namespace: dict[str, Any] = {}
+    exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - our own README
+    assert namespace["me"].username == user.username and namespace["me"].role == "student"
