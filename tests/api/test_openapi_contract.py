@@ -47,7 +47,7 @@ def id_problems(app: FastAPI) -> list[str]:
         seen[op_id] = where
         if not re.fullmatch(r"[a-z]+-[a-z][a-z0-9_]*", op_id):
             problems.append(f"{where}: id {op_id!r} is not {{tag}}-{{function}}")
-        elif op_id.split("-")[0] != op["tags"][0]:
+        elif op_id.split("-")[0] != (op.get("tags") or [""])[0]:
             problems.append(f"{where}: id {op_id!r} does not start with its tag")
     for route in app.routes:
         listed = isinstance(route, APIRoute) and route.include_in_schema
