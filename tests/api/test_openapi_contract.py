@@ -14,6 +14,7 @@ from conftest import PASSWORD
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from fastapi.utils import generate_unique_id
+from openapi_spec_validator import validate
 
 from api.error_catalog import ROUTE_ERRORS
 from api.openapi import install_openapi, operation_id
@@ -54,6 +55,10 @@ def id_problems(app: FastAPI) -> list[str]:
         if listed and route.unique_id == generate_unique_id(route):
             problems.append(f"{route.path}: FastAPI's default id {route.unique_id!r}")
     return problems
+
+
+def test_the_schema_is_valid_openapi(app):
+    validate(copy.deepcopy(app.openapi()))
 
 
 def test_operation_ids_are_tag_function_and_unique(app):
