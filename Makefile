@@ -11,7 +11,7 @@ DLIB_SOURCE := dlib==20.0.1
 DLIB_WHEELS := $(VENV)/dlib-blas
 DLIB_BLAS_INSTALL = $(UV) pip install -q -p $(PY) --reinstall-package dlib $(DLIB_WHEELS)/dlib-*.whl
 
-.PHONY: install run test lint format typecheck migrate flower bench fuzz faces-blas clean-var help
+.PHONY: install run test lint format typecheck migrate flower bench fuzz faces-blas openapi clean-var help
 
 help:
 	@echo "make run      install, migrate, start API + worker (embedded servers unless DATABASE_URL/REDIS_URL)"
@@ -22,6 +22,7 @@ help:
 	@echo "make bench    benchmarks (prints figures)"
 	@echo "make fuzz     schemathesis against /openapi.json as every role (FUZZ_EXAMPLES=60)"
 	@echo "make faces-blas  dlib built against OpenBLAS for a biometrics worker (~15 min, once)"
+	@echo "make openapi  write the API's schema to openapi.json (for client generators)"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
@@ -79,6 +80,10 @@ bench: install
 FUZZ_EXAMPLES ?= 60
 fuzz: install
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest tests/fuzz $(PYTEST_ARGS)
+
+# The schema client generators read, without starting a server (README: Clients).
+openapi: install
+	$(PY) -m api.openapi openapi.json
 
 clean-var:
 	rm -rf var

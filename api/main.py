@@ -11,6 +11,7 @@ from fastapi_offline import FastAPIOffline
 
 from api.errors import install_error_handlers
 from api.observability import ObservabilityMiddleware
+from api.openapi import install_openapi, operation_id
 from api.ratelimit import RateLimitMiddleware
 from api.resources import Resources
 from api.routers import (
@@ -75,8 +76,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_tags=TAGS,
         lifespan=lifespan,
         swagger_ui_parameters={"persistAuthorization": True},
+        generate_unique_id_function=operation_id,
     )
     install_error_handlers(app)
+    install_openapi(app)
 
     v1 = APIRouter(prefix="/v1")
     for module in (auth, users, tasks, attendance, faces, files, tests, classes, submissions):

@@ -11,6 +11,7 @@ from sqlalchemy import text
 
 from api.deps import ResourcesDep
 from api.resources import Resources
+from api.schemas.health import HealthReport, Liveness
 from common.files import get_storage
 
 router = APIRouter(tags=["health"])
@@ -79,6 +80,11 @@ def _checks(resources: Resources) -> dict[str, Callable[[], Awaitable[Any]]]:
     summary="Readiness",
     description="Checks the database, Redis, the broker, storage and that a worker answers, "
     "each with a short timeout. 200 when all are up, 503 with the failing component otherwise.",
+    response_class=JSONResponse,
+    responses={
+        200: {"model": HealthReport, "description": "Every component is up."},
+        503: {"model": HealthReport, "description": "A component is down or slow."},
+    },
 )
 async def health(resources: ResourcesDep) -> JSONResponse:
     checks = _checks(resources)
@@ -97,6 +103,7 @@ async def health(resources: ResourcesDep) -> JSONResponse:
     "/health/live",
     summary="Liveness",
     description="Answers without touching any dependency.",
+    response_model=Liveness,
 )
-async def live() -> dict[str, str]:
-    return {"status": "ok"}
+async def live() -> Liveness:
+    return Liveness(status="ok")

@@ -62,22 +62,22 @@ async def get_task(
 @router.post(
     "/{task_id}/cancel",
     summary="Cancel a task",
-    description="A queued task is canceled at once; a running one stops at its next "
-    "checkpoint and ends `canceled`. 409 when it already ended.",
-    response_model=JobOut,
+    description="A queued task is canceled at once (`status` is `canceled`); a running one "
+    "stops at its next checkpoint and ends `canceled`: poll it. 409 when it already ended.",
     status_code=202,
-    responses={**ERRORS, **error_responses(409)},
+    response_class=JSONResponse,
+    responses={**ACCEPTED_DOC, **ERRORS, **error_responses(409)},
 )
 async def cancel_task(
     task_id: uuid.UUID,
     session: DbSession,
     resources: ResourcesDep,
     principal: Annotated[Principal, scoped("me")],
-) -> JobOut:
+) -> JSONResponse:
     job = await service.cancel_job(
         session=session, resources=resources, principal=principal, job_id=task_id
     )
-    return JobOut.of(job)
+    return accepted(job)
 
 
 @router.post(

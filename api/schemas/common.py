@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import uuid
-
 from pydantic import BaseModel, ConfigDict
 
 
@@ -9,7 +7,3 @@ class StrictModel(BaseModel):
     """Request bodies: unknown fields are errors, so typos never pass silently."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-
-class TaskAccepted(BaseModel):
-    task_id: uuid.UUID

@@ -59,6 +59,18 @@ class JobOut(BaseModel):
         )
 
 
+class TaskAccepted(BaseModel):
+    """Every 202: the work was handed to a worker; poll `GET /v1/tasks/{task_id}` (the
+    `Location` header holds the same URL)."""
+
+    task_id: uuid.UUID
+    status: JobStatus
+
+    @classmethod
+    def of(cls, job: Job) -> TaskAccepted:
+        return cls(task_id=job.id, status=job.status)
+
+
 class EchoRequest(StrictModel):
     payload: JsonValue = None
     delay_seconds: float = Field(default=0, ge=0, le=600)
