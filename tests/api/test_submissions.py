@@ -266,26 +266,35 @@ async def test_shuffled_order_is_fixed_per_attempt(client, instructor, make_user
     assert any(o != canonical for o in orders)
 
 
-async def test_review_policy_hides_correctness(client, instructor, student, auth_for, db):
+async def test_review_policy_hides_per_question_results(client, instructor, student, auth_for, db):
     h, sh = auth_for(instructor), auth_for(student)
     never = await new_test(client, h, review_policy="never")
     r = await submit(client, never, sh, {0: 0, 1: [0]})
     result = r.json()
     assert result["details"]["review_allowed"] is False
+    # Points of 0 or full marks would say which answers were right: both are withheld.
     assert [q["correctness"] for q in result["details"]["questions"]] == [None, None, None]
-    assert points(result) == [2, 0, 0]  # points are always shown
+    assert points(result) == [None, None, None]
+    assert [q["max_points"] for q in result["details"]["questions"]] == [2, 3, 1]
+    assert result["score"] == 2 and result["details"]["percentage"] == round(100 * 2 / 6, 4)
+    mine = (await client.get(f"/v1/submissions/{result['id']}", headers=sh)).json()
+    assert points(mine) == [None, None, None] and mine["score"] == 2
     owner_view = (await client.get(f"/v1/submissions/{result['id']}", headers=h)).json()
     assert [q["correctness"] for q in owner_view["details"]["questions"]] == [
         "correct",
         "incorrect",
         "unanswered",
     ]
+    assert points(owner_view) == [2, 0, 0]
     closes = datetime.now(UTC) + timedelta(hours=1)
     later = await new_test(client, h, review_policy="after_close", closes_at=closes.isoformat())
     r = await submit(client, later, sh, {0: 0})
     assert r.json()["details"]["review_allowed"] is False
+    assert points(r.json()) == [None, None, None] and r.json()["score"] == 2
     url = f"/v1/submissions/{r.json()['id']}"
-    assert (await client.get(url, headers=sh)).json()["details"]["review_allowed"] is False
+    before_close = (await client.get(url, headers=sh)).json()
+    assert before_close["details"]["review_allowed"] is False
+    assert points(before_close) == [None, None, None]
     db.execute(
         update(m.Test)
         .where(m.Test.id == later["id"])
@@ -295,6 +304,7 @@ async def test_review_policy_hides_correctness(client, instructor, student, auth
     mine = (await client.get(url, headers=sh)).json()
     assert mine["details"]["review_allowed"] is True
     assert mine["details"]["questions"][0]["correctness"] == "correct"
+    assert points(mine) == [2, 0, 0]
     assert "is_correct" not in (await client.get(url, headers=sh)).text
 
 
