@@ -156,7 +156,7 @@ async def test_deleting_a_student_erases_their_own_work_only(
     client, db, admin, instructor, student, make_user, auth_for
 ):
     classmate = make_user("student")
-    test, klass, sub = await authored(client, auth_for, instructor, student, classmate)
+    test, klass, _ = await authored(client, auth_for, instructor, student, classmate)
     other = await submit(client, test, auth_for(classmate), RIGHT)
     assert other.status_code == 201
     r = await client.delete(f"/v1/users/{student.id}", headers=auth_for(admin))
