@@ -14,13 +14,14 @@ rule changes in one place and no route re-checks it.
   questions only inside an attempt in progress (started, not submitted, before its deadline),
   so nobody reads the paper first and starts the clock later. Never the key.
 - Per-question results (points and correctness) follow the review policy: `after_submit`
-  shows them, `after_close` once the test has closed, `never` never; the total score is always
-  shown. Those who manage the test see everything.
+  shows them, `after_close` once the test has closed and its submit grace period has passed
+  (else a classmate's review could help a late submit), `never` never; the total score is
+  always shown. Those who manage the test see everything.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
 
@@ -121,13 +122,17 @@ def needs_attempt(viewer: Viewer, test: Test) -> bool:
 # --------------------------------------------------------------------------- results
 
 
-def review_allowed(viewer: Viewer, test: Test, now: datetime) -> bool:
+def review_allowed(viewer: Viewer, test: Test, now: datetime, grace_seconds: int) -> bool:
     """May `viewer` see per-question results (points and correctness) of submissions to `test`?
-    The total score is always shown to whoever may read the submission."""
+    The total score is always shown to whoever may read the submission. `grace_seconds` is the
+    submit grace period (`SUBMISSION_GRACE_SECONDS`): submits are accepted that long after the
+    close, so `after_close` review starts only then."""
     if manages(viewer, test.owner_id):
         return True
     if test.review_policy == "after_submit":
         return True
     if test.review_policy == "after_close":
-        return test.closes_at is not None and now >= test.closes_at
+        return test.closes_at is not None and now > test.closes_at + timedelta(
+            seconds=grace_seconds
+        )
     return False

@@ -67,7 +67,8 @@ async def start_attempt(
     summary="Submit answers",
     description="Scores the answers at once: `score` is the points earned; `details` has the "
     "maximum, the percentage and per question the points and correctness, both null unless "
-    "the test's review policy allows (`after_submit`; `after_close` once closed). Answers "
+    "the test's review policy allows (`after_submit`; `after_close` once the test has closed "
+    "and the grace period for late submits has passed). Answers "
     "naming an unknown question, an option of another question, or several options for a "
     "single-answer question: 422, nothing stored. On a "
     "timed test, submit the open attempt before its deadline (plus a short grace period): "
@@ -133,10 +134,11 @@ async def list_submissions(
 async def get_submission(
     submission_id: SubmissionIdPath,
     session: DbSession,
+    settings: SettingsDep,
     principal: Annotated[Principal, scoped("me")],
 ) -> SubmissionOut:
     return await service.get_submission(
-        session=session, principal=principal, submission_id=submission_id
+        session=session, principal=principal, settings=settings, submission_id=submission_id
     )
 
 

@@ -246,7 +246,7 @@ async def submit(
         attempt_id = inserted
     result = score(key, chosen)
     details = stored_details(result)
-    key_version, review = test.key_version, visibility.review_allowed(principal, test, now)
+    key_version, review = test.key_version, visibility.review_allowed(principal, test, now, grace)
     try:
         row = (
             await session.execute(
@@ -339,7 +339,7 @@ async def list_submissions(
 
 
 async def get_submission(
-    *, session: AsyncSession, principal: Principal, submission_id: int
+    *, session: AsyncSession, principal: Principal, settings: Settings, submission_id: int
 ) -> SubmissionOut:
     row = (
         await session.execute(
@@ -354,7 +354,7 @@ async def get_submission(
     sub, username, test = row
     if not (visibility.manages(principal, test.owner_id) or sub.user_id == principal.id):
         raise NotFound("submission not found", code="submission_not_found")
-    review = visibility.review_allowed(principal, test, _now())
+    review = visibility.review_allowed(principal, test, _now(), settings.submission_grace_seconds)
     return SubmissionOut(
         **_summary_fields(sub, username),
         key_version=sub.key_version,

@@ -295,12 +295,20 @@ async def test_review_policy_hides_per_question_results(client, instructor, stud
     before_close = (await client.get(url, headers=sh)).json()
     assert before_close["details"]["review_allowed"] is False
     assert points(before_close) == [None, None, None]
-    db.execute(
-        update(m.Test)
-        .where(m.Test.id == later["id"])
-        .values(closes_at=datetime.now(UTC) - timedelta(seconds=1))
-    )
-    db.commit()
+
+    def close(seconds_ago):
+        db.execute(
+            update(m.Test)
+            .where(m.Test.id == later["id"])
+            .values(closes_at=datetime.now(UTC) - timedelta(seconds=seconds_ago))
+        )
+        db.commit()
+
+    # Closed, but late submits are still accepted for the 30 s grace period: no review yet,
+    # or a classmate's review could help a late submit.
+    close(1)
+    assert (await client.get(url, headers=sh)).json()["details"]["review_allowed"] is False
+    close(31)
     mine = (await client.get(url, headers=sh)).json()
     assert mine["details"]["review_allowed"] is True
     assert mine["details"]["questions"][0]["correctness"] == "correct"
