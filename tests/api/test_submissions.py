@@ -26,6 +26,16 @@ def points(result):
     return [q["points"] for q in result["details"]["questions"]]
 
 
+def set_ago(db, model, row_id, column, seconds_ago):
+    """Set a row's time column to `seconds_ago` seconds before now, behind the API's back."""
+    db.execute(
+        update(model)
+        .where(model.id == row_id)
+        .values({column: datetime.now(UTC) - timedelta(seconds=seconds_ago)})
+    )
+    db.commit()
+
+
 @pytest.mark.parametrize(
     ("test_settings", "choice", "expected_points", "expected_score"),
     [
@@ -179,12 +189,7 @@ async def test_late_submit_is_409_and_stores_nothing(client, instructor, student
     attempt = (await client.post(url, headers=h)).json()
 
     def move_deadline(seconds_ago):
-        db.execute(
-            update(m.Attempt)
-            .where(m.Attempt.id == attempt["id"])
-            .values(deadline=datetime.now(UTC) - timedelta(seconds=seconds_ago))
-        )
-        db.commit()
+        set_ago(db, m.Attempt, attempt["id"], "deadline", seconds_ago)
 
     move_deadline(31)  # past the 30 s grace period
     r = await submit(client, test, h, RIGHT)
@@ -296,19 +301,11 @@ async def test_review_policy_hides_per_question_results(client, instructor, stud
     assert before_close["details"]["review_allowed"] is False
     assert points(before_close) == [None, None, None]
 
-    def close(seconds_ago):
-        db.execute(
-            update(m.Test)
-            .where(m.Test.id == later["id"])
-            .values(closes_at=datetime.now(UTC) - timedelta(seconds=seconds_ago))
-        )
-        db.commit()
-
     # Closed, but late submits are still accepted for the 30 s grace period: no review yet,
     # or a classmate's review could help a late submit.
-    close(1)
+    set_ago(db, m.Test, later["id"], "closes_at", 1)
     assert (await client.get(url, headers=sh)).json()["details"]["review_allowed"] is False
-    close(31)
+    set_ago(db, m.Test, later["id"], "closes_at", 31)
     mine = (await client.get(url, headers=sh)).json()
     assert mine["details"]["review_allowed"] is True
     assert mine["details"]["questions"][0]["correctness"] == "correct"
