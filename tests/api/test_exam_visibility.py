@@ -49,6 +49,7 @@ async def test_before_opens_a_student_sees_metadata_only(client, db, instructor,
     assert QUESTION_TEXT not in r.text and "Paris" not in r.text
     listing = await client.get("/v1/tests", headers=sh)
     assert [t["id"] for t in listing.json()] == [test["id"]]
+    assert "questions" not in listing.json()[0]
     assert QUESTION_TEXT not in listing.text and "Paris" not in listing.text
     r = await client.post(f"{url}/attempts", headers=sh)
     assert r.status_code == 403 and r.json()["error"]["code"] == "test_not_open"
