@@ -40,8 +40,10 @@ SubmissionIdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="Submission 
     description="Starts the caller's next attempt (201) or returns the open one (200), with its "
     "deadline (null when the test has no time limit), the server's time and the questions in "
     "the attempt's order, fixed for the attempt when the test shuffles. Timed tests need an "
-    "attempt before `submit`. 403 outside the open/close window, 409 when no attempts are "
-    "left. Concurrent starts create exactly one attempt.",
+    "attempt before `submit`, and show their questions only while it runs (an attempt "
+    "resumed after its deadline, within the submit grace period, has none). 403 outside the "
+    "open/close window, 409 when no attempts are left. Concurrent starts create exactly one "
+    "attempt.",
     response_model=AttemptOut,
     status_code=201,
     responses={**ERRORS, **error_responses(409), 200: {"model": AttemptOut}},
@@ -64,9 +66,11 @@ async def start_attempt(
     "/tests/{test_id}/submit",
     summary="Submit answers",
     description="Scores the answers at once: `score` is the points earned; `details` has the "
-    "maximum, the percentage and the points per question (correctness only when the test's "
-    "review policy allows). Answers naming an unknown question, an option of another "
-    "question, or several options for a single-answer question: 422, nothing stored. On a "
+    "maximum, the percentage and per question the points and correctness, both null unless "
+    "the test's review policy allows (`after_submit`; `after_close` once the test has closed "
+    "and the grace period for late submits has passed). Answers "
+    "naming an unknown question, an option of another question, or several options for a "
+    "single-answer question: 422, nothing stored. On a "
     "timed test, submit the open attempt before its deadline (plus a short grace period): "
     "409 afterwards, nothing stored. 403 outside the open/close window; 409 when no "
     "attempts are left.",
@@ -121,18 +125,20 @@ async def list_submissions(
 @router.get(
     "/submissions/{submission_id}",
     summary="Read a submission",
-    description="Its answers, score and per-question points; correctness per the test's review "
-    "policy. The student who submitted it, the test's owner and admins.",
+    description="Its answers and score; per-question points and correctness as the test's "
+    "review policy allows (always for the test's owner and admins). The student who "
+    "submitted it, the test's owner (while an instructor) and admins.",
     response_model=SubmissionOut,
     responses=ERRORS,
 )
 async def get_submission(
     submission_id: SubmissionIdPath,
     session: DbSession,
+    settings: SettingsDep,
     principal: Annotated[Principal, scoped("me")],
 ) -> SubmissionOut:
     return await service.get_submission(
-        session=session, principal=principal, submission_id=submission_id
+        session=session, principal=principal, settings=settings, submission_id=submission_id
     )
 
 

@@ -66,10 +66,12 @@ async def list_tests(
 @router.get(
     "/{test_id}",
     summary="Read a test",
-    description="The test with its questions and options. The owner and admins get the key "
-    '(`is_correct`) and settings (`"view": "owner"`); students get no key material '
-    '(`"view": "taker"`), with questions in the order of their latest attempt when the test '
-    "shuffles.",
+    description="The test with its questions and options. The owner (while an instructor) and "
+    'admins get the key (`is_correct`) and settings (`"view": "owner"`); students get no key '
+    'material (`"view": "taker"`), with questions in the order of their latest attempt when '
+    "the test shuffles. Before `opens_at`, and on a timed test outside an attempt in progress, "
+    "a student gets the metadata only: `questions: []`, with `withheld` saying why "
+    "(`not_open`, `attempt_required`).",
     response_model=TestView,
     responses=ERRORS,
 )

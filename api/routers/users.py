@@ -4,10 +4,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from api.deps import DbSession, PageDep, Principal, UserIdPath, scoped
+from api.deps import MAX_ID, DbSession, PageDep, Principal, ResourcesDep, UserIdPath, scoped
 from api.errors import error_responses
 from api.schemas.users import RoleName, UserCreate, UserOut, UserUpdate
 from api.services import users as service
+from common.cache import LISTS, test_scope
 
 router = APIRouter(prefix="/users", tags=["users"])
 ERRORS = error_responses(401, 403, 404)
@@ -79,7 +80,8 @@ async def create_user(
     summary="Update a user",
     description="Admins update anyone, including the role. Others update only themselves, "
     "never their role; changing one's own password needs `current_password` and ends every "
-    "session of the account.",
+    "session of the account. Deactivating (`is_active: false`) removes access and keeps all "
+    "data. Demoting or deactivating the last active admin: 409 `last_admin`.",
     response_model=UserOut,
     responses={**ERRORS, **error_responses(409)},
 )
@@ -98,13 +100,32 @@ async def update_user(
 @router.delete(
     "/{user_id}",
     summary="Delete a user",
-    description="Admins only. Removes the account with its sessions, submissions, attendance and "
-    "face enrollments.",
+    description="Admins only. Erases the account with its own data: sessions, attempts, "
+    "submissions, attendance records, face enrollments, files and task records (deleting a "
+    "student erases that student's work for good; `is_active: false` is the non-destructive "
+    "way to remove access). Tests and classes the user owns are never deleted with them: "
+    "409 `user_owns_tests` (with the counts) unless `transfer_to` names an active instructor "
+    "or admin, who takes them over in the same transaction, with the files the user attached "
+    "to those tests and their unfinished jobs. A bad `transfer_to` is a 422 "
+    "(`transfer_target_not_found`, `transfer_target_is_user`, "
+    "`transfer_target_not_instructor`, `transfer_target_inactive`); a class name the new owner "
+    "already uses, 409 `class_name_taken`. Deleting the last active admin, or yourself: 409.",
     status_code=204,
-    responses={**ERRORS, **error_responses(409)},
+    responses={**ERRORS, **error_responses(409, 422)},
 )
 async def delete_user(
-    user_id: UserIdPath, session: DbSession, principal: Annotated[Principal, scoped("users:write")]
+    user_id: UserIdPath,
+    session: DbSession,
+    resources: ResourcesDep,
+    principal: Annotated[Principal, scoped("users:write")],
+    transfer_to: Annotated[
+        int | None,
+        Query(ge=1, le=MAX_ID, description="Hand the user's tests and classes to this user"),
+    ] = None,
 ) -> Response:
-    await service.delete_user(session=session, principal=principal, user_id=user_id)
+    moved = await service.delete_user(
+        session=session, principal=principal, user_id=user_id, transfer_to=transfer_to
+    )
+    # The owner view of each moved test names its owner.
+    await resources.cache.bump(*(test_scope(test_id) for test_id in moved), LISTS)
     return Response(status_code=204)

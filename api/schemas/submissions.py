@@ -23,7 +23,10 @@ class SubmitRequest(StrictModel):
 
 class QuestionResultOut(BaseModel):
     question_id: int
-    points: float = Field(description="Points awarded")
+    points: float | None = Field(
+        description="Points awarded; null, like `correctness`, unless the test's review "
+        "policy lets you see per-question results (the total `score` is always shown)"
+    )
     max_points: float
     correctness: Correctness | None = Field(
         description="null unless the test's review policy lets you see it"
@@ -33,7 +36,9 @@ class QuestionResultOut(BaseModel):
 class DetailsOut(BaseModel):
     max_score: float
     percentage: float
-    review_allowed: bool = Field(description="Whether correctness is shown")
+    review_allowed: bool = Field(
+        description="Whether per-question results (points and correctness) are shown"
+    )
     questions: list[QuestionResultOut]
 
 

@@ -239,6 +239,7 @@ class _TestCommon(BaseModel):
     closes_at: datetime | None
     attempts_allowed: int
     review_policy: ReviewPolicy
+    question_count: int
     max_score: float
     created_at: datetime
     updated_at: datetime
@@ -246,11 +247,18 @@ class _TestCommon(BaseModel):
 
 class TestTakerOut(_TestCommon):
     """What a student sees: no key material. Questions come in the order of the student's
-    latest attempt when the test shuffles."""
+    latest attempt when the test shuffles; before the test opens, and on a timed test outside
+    an attempt in progress, there are none (see `withheld`)."""
 
     __test__ = False
     view: Literal["taker"] = "taker"
     questions: list[QuestionOut]
+    withheld: Literal["not_open", "attempt_required"] | None = Field(
+        description="Why `questions` is empty: `not_open` until `opens_at`; "
+        "`attempt_required` on a timed test until you start an attempt "
+        "(`POST /v1/tests/{id}/attempts`, which starts the clock) and after it ends. "
+        "null when the questions are shown."
+    )
 
 
 class TestOut(_TestCommon):

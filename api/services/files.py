@@ -32,7 +32,7 @@ from api.errors import (
     UnsupportedMediaType,
 )
 from api.multipart import StreamingForm
-from api.services import test_access
+from common import exam_visibility as visibility
 from common import files as files_common
 from common import storage as blobs
 from common.jobs import BrokerUnavailable, Publisher, enqueue
@@ -83,10 +83,10 @@ def _parse_test_id(text: str) -> int:
 
 
 async def _check_test_context(session: AsyncSession, principal: Principal, test_id: int) -> None:
-    """A file may be attached to a test its uploader can see (api.services.test_access): admins
+    """A file may be attached to a test its uploader can see (common.exam_visibility): admins
     any, instructors their own, students a published test open to them (no class, or theirs)."""
     found = await session.scalar(
-        select(Test.id).where(Test.id == test_id, test_access.visible_clause(principal))
+        select(Test.id).where(Test.id == test_id, visibility.visible_clause(principal))
     )
     if found is None:
         raise _test_id_error("no such test", code="unknown_test")
@@ -266,7 +266,7 @@ async def list_files(
     if test_id is not None:
         query = query.where(StoredFile.test_id == test_id)
         owner = await session.scalar(select(Test.owner_id).where(Test.id == test_id))
-        if not (principal.is_admin or owner == principal.id):
+        if not visibility.manages(principal, owner):
             query = query.where(StoredFile.owner_id == principal.id)
     elif not principal.is_admin:
         query = query.where(StoredFile.owner_id == principal.id)
@@ -287,7 +287,7 @@ async def _may_read(session: AsyncSession, principal: Principal, row: StoredFile
     if row.test_id is None:
         return False
     owner = await session.scalar(select(Test.owner_id).where(Test.id == row.test_id))
-    return owner == principal.id
+    return visibility.manages(principal, owner)
 
 
 async def get_file(*, session: AsyncSession, principal: Principal, key: str) -> StoredFile:

@@ -42,6 +42,7 @@ from api.services.tests import (
     ordered,
     taker_questions,
 )
+from common import exam_visibility as visibility
 from common.cache import stats_scope, test_scope
 from common.gradebook import (
     answer_key,
@@ -63,20 +64,6 @@ EXPORT_BATCH = 2_000
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-async def _latest_attempt(
-    session: AsyncSession, test_id: int, user_id: int, *, for_update: bool = False
-) -> Attempt | None:
-    query = (
-        select(Attempt)
-        .where(Attempt.test_id == test_id, Attempt.user_id == user_id)
-        .order_by(Attempt.number.desc())
-        .limit(1)
-    )
-    if for_update:
-        query = query.with_for_update()
-    return (await session.execute(query)).scalar_one_or_none()
 
 
 def _expired(attempt: Attempt, now: datetime, grace: int) -> bool:
@@ -132,8 +119,17 @@ def _no_attempts_left(test: Test) -> Conflict:
     )
 
 
-def _attempt_out(attempt: Attempt, questions: Sequence[QuestionLike], now: datetime) -> AttemptOut:
-    arranged = ordered(questions, attempt.question_order, attempt.option_order)
+def _attempt_out(
+    principal: Principal,
+    test: Test,
+    attempt: Attempt,
+    questions: Sequence[QuestionLike],
+    now: datetime,
+) -> AttemptOut:
+    """The attempt with its questions, while `common.exam_visibility.paper` shows them (an
+    attempt resumed in its grace period after the deadline has none)."""
+    shown = visibility.paper(principal, test, attempt, now).shows_questions
+    arranged = ordered(questions, attempt.question_order, attempt.option_order) if shown else []
     return AttemptOut(
         id=attempt.id,
         test_id=attempt.test_id,
@@ -155,10 +151,10 @@ async def start_attempt(
     now = _now()
     access.check_window(test, now, 0)
     questions = await access.load_questions(session, test.id)
-    latest = await _latest_attempt(session, test.id, principal.id)
+    latest = await access.latest_attempt(session, test.id, principal.id)
     grace = settings.submission_grace_seconds
     if latest is not None and latest.submitted_at is None and not _expired(latest, now, grace):
-        return _attempt_out(latest, questions, now), False
+        return _attempt_out(principal, test, latest, questions, now), False
     number = (latest.number if latest else 0) + 1
     if number > test.attempts_allowed:
         raise _no_attempts_left(test)
@@ -175,12 +171,14 @@ async def start_attempt(
             )
         )
     ).scalar_one()
-    return _attempt_out(attempt, questions, now), created is not None
+    return _attempt_out(principal, test, attempt, questions, now), created is not None
 
 
 def _details_out(
     stored: Sequence[Sequence[Any]], score_: float, max_score: float, review: bool
 ) -> DetailsOut:
+    """Without review (`common.exam_visibility.review_allowed`), per-question points and
+    correctness are both withheld: points of 0 or full marks tell as much as correctness."""
     return DetailsOut(
         max_score=max_score,
         percentage=round(100.0 * score_ / max_score, 4) if max_score > 0 else 0.0,
@@ -188,7 +186,7 @@ def _details_out(
         questions=[
             QuestionResultOut(
                 question_id=v.question_id,
-                points=v.points,
+                points=v.points if review else None,
                 max_points=v.max_points,
                 correctness=v.correctness.value if review else None,
             )
@@ -209,7 +207,7 @@ async def submit(
     test = await access.get_test(session, principal, test_id, lock="share")
     now = _now()
     grace = settings.submission_grace_seconds
-    latest = await _latest_attempt(session, test.id, principal.id, for_update=True)
+    latest = await access.latest_attempt(session, test.id, principal.id, for_update=True)
     open_attempt = latest if latest is not None and latest.submitted_at is None else None
     if open_attempt is not None and _expired(open_attempt, now, grace):
         raise Conflict(
@@ -248,7 +246,7 @@ async def submit(
         attempt_id = inserted
     result = score(key, chosen)
     details = stored_details(result)
-    key_version, review = test.key_version, access.review_allowed(principal, test, now)
+    key_version, review = test.key_version, visibility.review_allowed(principal, test, now, grace)
     try:
         row = (
             await session.execute(
@@ -320,7 +318,7 @@ async def list_submissions(
         .join(User, User.id == Submission.user_id)
         .where(Submission.test_id == test_id)
     )
-    if not access.manages(principal, test):
+    if not visibility.manages(principal, test.owner_id):
         # Students see their own submissions, even of a test hidden from them since.
         query = query.where(Submission.user_id == principal.id)
         mine = await session.scalar(
@@ -341,7 +339,7 @@ async def list_submissions(
 
 
 async def get_submission(
-    *, session: AsyncSession, principal: Principal, submission_id: int
+    *, session: AsyncSession, principal: Principal, settings: Settings, submission_id: int
 ) -> SubmissionOut:
     row = (
         await session.execute(
@@ -354,9 +352,9 @@ async def get_submission(
     if row is None:
         raise NotFound("submission not found", code="submission_not_found")
     sub, username, test = row
-    if not (access.manages(principal, test) or sub.user_id == principal.id):
+    if not (visibility.manages(principal, test.owner_id) or sub.user_id == principal.id):
         raise NotFound("submission not found", code="submission_not_found")
-    review = access.review_allowed(principal, test, _now())
+    review = visibility.review_allowed(principal, test, _now(), settings.submission_grace_seconds)
     return SubmissionOut(
         **_summary_fields(sub, username),
         key_version=sub.key_version,

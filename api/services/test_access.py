@@ -1,10 +1,8 @@
-"""Who may see, take and manage a test: the one place these rules live.
+"""Loading a test for a caller, and its key: the I/O side of `common.exam_visibility`.
 
-- Admins see and manage every test; instructors see and manage their own.
-- Anyone else (students) sees a test when it is published and either assigned to no class or
-  assigned to a class they belong to. Seeing a test is what lets them take it (scope
-  `tests:take`), within its open/close window and attempt limit.
-- A test you may not see does not exist for you: 404, never 403.
+The rules themselves (who manages a test, who sees it, what of its paper and results they see
+and when) live in `common.exam_visibility`; this module applies them to queries. A test you may
+not see does not exist for you: 404, never 403.
 """
 
 from __future__ import annotations
@@ -14,40 +12,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import ColumnElement, and_, exists, or_, select, true
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from api.deps import Principal
 from api.errors import Forbidden, NotFound
+from common import exam_visibility as visibility
 from common.gradebook import answer_key
 from common.grading import AnswerKey
-from common.models import ClassMember, Option, Question, Test, TestClass
+from common.models import Attempt, Option, Question, Test
 
 Lock = Literal["share", "update"] | None
-
-
-def manages(principal: Principal, test: Test) -> bool:
-    return principal.is_admin or test.owner_id == principal.id
-
-
-def manage_clause(principal: Principal) -> ColumnElement[bool]:
-    return true() if principal.is_admin else Test.owner_id == principal.id
-
-
-def visible_clause(principal: Principal) -> ColumnElement[bool]:
-    """SQL: the tests `principal` may see (and, with `tests:take`, take)."""
-    if principal.is_admin:
-        return true()
-    if principal.role == "instructor":
-        return Test.owner_id == principal.id
-    assigned = exists().where(TestClass.test_id == Test.id)
-    member = exists().where(
-        TestClass.test_id == Test.id,
-        ClassMember.class_id == TestClass.class_id,
-        ClassMember.user_id == principal.id,
-    )
-    return and_(Test.published, or_(~assigned, member))
 
 
 async def get_test(
@@ -65,7 +41,8 @@ async def get_test(
     starts); `lock="update"` is for writers of the test or its submissions.
     """
     query = select(Test).where(
-        Test.id == test_id, manage_clause(principal) if manage else visible_clause(principal)
+        Test.id == test_id,
+        visibility.manage_clause(principal) if manage else visibility.visible_clause(principal),
     )
     if with_questions:
         query = query.options(selectinload(Test.questions).selectinload(Question.options))
@@ -170,12 +147,15 @@ def check_window(test: Test, now: datetime, grace_seconds: int) -> None:
         )
 
 
-def review_allowed(principal: Principal, test: Test, now: datetime) -> bool:
-    """May `principal` see which of their answers were correct?"""
-    if manages(principal, test):
-        return True
-    if test.review_policy == "after_submit":
-        return True
-    if test.review_policy == "after_close":
-        return test.closes_at is not None and now >= test.closes_at
-    return False
+async def latest_attempt(
+    session: AsyncSession, test_id: int, user_id: int, *, for_update: bool = False
+) -> Attempt | None:
+    query = (
+        select(Attempt)
+        .where(Attempt.test_id == test_id, Attempt.user_id == user_id)
+        .order_by(Attempt.number.desc())
+        .limit(1)
+    )
+    if for_update:
+        query = query.with_for_update()
+    return (await session.execute(query)).scalar_one_or_none()

@@ -25,7 +25,9 @@ from api.schemas.tests import (
 )
 from api.services import test_access as access
 from api.services.test_access import OptionLike, QuestionLike
+from common import exam_visibility as visibility
 from common.cache import LISTS, test_scope
+from common.exam_visibility import Paper
 from common.gradebook import answer_key
 from common.grading import key_changes_scores
 from common.models import Attempt, Job, Option, Question, SchoolClass, Submission, Test, TestClass
@@ -149,8 +151,16 @@ def taker_questions(
 
 
 def taker_payload(
-    test: Test, questions: Sequence[QuestionLike], attempt: Attempt | None = None
+    test: Test, questions: Sequence[QuestionLike], seen: Paper, attempt: Attempt | None
 ) -> dict[str, Any]:
+    """A student's view: no key, and no questions at all unless `seen` shows them."""
+    if not seen.shows_questions:
+        return {
+            **_common(test, questions),
+            "view": "taker",
+            "questions": [],
+            "withheld": seen.value,
+        }
     arranged = ordered(
         questions,
         attempt.question_order if attempt else None,
@@ -160,6 +170,7 @@ def taker_payload(
         **_common(test, questions),
         "view": "taker",
         "questions": taker_questions_payload(arranged),
+        "withheld": None,
     }
 
 
@@ -176,6 +187,7 @@ def _common(test: Test, questions: Sequence[QuestionLike]) -> dict[str, Any]:
         "closes_at": test.closes_at,
         "attempts_allowed": test.attempts_allowed,
         "review_policy": test.review_policy,
+        "question_count": len(questions),
         "max_score": max_score(questions),
         "created_at": test.created_at,
         "updated_at": test.updated_at,
@@ -253,25 +265,10 @@ async def create_test(*, session: AsyncSession, principal: Principal, data: Test
 async def list_tests(
     *, session: AsyncSession, principal: Principal, page: Page
 ) -> tuple[Sequence[Test], int]:
-    query = select(Test).where(access.visible_clause(principal))
+    query = select(Test).where(visibility.visible_clause(principal))
     total = await session.scalar(select(func.count()).select_from(query.subquery()))
     rows = await session.scalars(query.order_by(Test.id).limit(page.limit).offset(page.offset))
     return rows.all(), total or 0
-
-
-async def _read_payload(session: AsyncSession, principal: Principal, test: Test) -> dict[str, Any]:
-    questions = await access.load_questions(session, test.id)
-    if access.manages(principal, test):
-        return owner_payload(test, questions, await class_ids_of(session, test.id))
-    attempt = None
-    if test.shuffle_questions or test.shuffle_options:
-        attempt = await session.scalar(
-            select(Attempt)
-            .where(Attempt.test_id == test.id, Attempt.user_id == principal.id)
-            .order_by(Attempt.number.desc())
-            .limit(1)
-        )
-    return taker_payload(test, questions, attempt)
 
 
 async def read_test_body(
@@ -279,22 +276,29 @@ async def read_test_body(
 ) -> bytes:
     """The test as JSON for this caller, from the cache when possible.
 
-    Owners and admins share the "owner" entry, students the "taker" entry (no key material):
-    the two audiences never share a view. The access check runs on every request; only the
-    questions, options and their serialisation come from the cache. A shuffled test is ordered
-    per attempt, so a student's view of it is not cached.
+    What the caller sees (`common.exam_visibility.paper`) is decided on every request, from the
+    test, the caller's role and latest attempt, and the time; the cache holds one entry per
+    outcome (key, questions, metadata only), so no audience or moment ever gets another's view.
+    A shuffled test is ordered per attempt, so a student's view of its questions is not cached.
     """
     test = await access.get_test(session, principal, test_id)
-    owner = access.manages(principal, test)
-    if not owner and (test.shuffle_questions or test.shuffle_options):
-        return to_json(await _read_payload(session, principal, test))
+    attempt = None
+    if visibility.needs_attempt(principal, test):
+        attempt = await access.latest_attempt(session, test.id, principal.id)
+    seen = visibility.paper(principal, test, attempt, datetime.now(UTC))
 
     async def compute() -> bytes:
-        return to_json(await _read_payload(session, principal, test))
+        questions = await access.load_questions(session, test.id)
+        if seen is Paper.KEY:
+            payload = owner_payload(test, questions, await class_ids_of(session, test.id))
+        else:
+            payload = taker_payload(test, questions, seen, attempt)
+        return to_json(payload)
 
-    audience = "owner" if owner else "taker"
+    if seen is Paper.QUESTIONS and (test.shuffle_questions or test.shuffle_options):
+        return await compute()
     return await cache.get_or_compute(
-        "test_detail", (test_scope(test.id), LISTS), (audience,), compute
+        "test_detail", (test_scope(test.id), LISTS), (seen.value,), compute
     )
 
 

@@ -26,6 +26,16 @@ def points(result):
     return [q["points"] for q in result["details"]["questions"]]
 
 
+def set_ago(db, model, row_id, column, seconds_ago):
+    """Set a row's time column to `seconds_ago` seconds before now, behind the API's back."""
+    db.execute(
+        update(model)
+        .where(model.id == row_id)
+        .values({column: datetime.now(UTC) - timedelta(seconds=seconds_ago)})
+    )
+    db.commit()
+
+
 @pytest.mark.parametrize(
     ("test_settings", "choice", "expected_points", "expected_score"),
     [
@@ -179,12 +189,7 @@ async def test_late_submit_is_409_and_stores_nothing(client, instructor, student
     attempt = (await client.post(url, headers=h)).json()
 
     def move_deadline(seconds_ago):
-        db.execute(
-            update(m.Attempt)
-            .where(m.Attempt.id == attempt["id"])
-            .values(deadline=datetime.now(UTC) - timedelta(seconds=seconds_ago))
-        )
-        db.commit()
+        set_ago(db, m.Attempt, attempt["id"], "deadline", seconds_ago)
 
     move_deadline(31)  # past the 30 s grace period
     r = await submit(client, test, h, RIGHT)
@@ -266,35 +271,45 @@ async def test_shuffled_order_is_fixed_per_attempt(client, instructor, make_user
     assert any(o != canonical for o in orders)
 
 
-async def test_review_policy_hides_correctness(client, instructor, student, auth_for, db):
+async def test_review_policy_hides_per_question_results(client, instructor, student, auth_for, db):
     h, sh = auth_for(instructor), auth_for(student)
     never = await new_test(client, h, review_policy="never")
     r = await submit(client, never, sh, {0: 0, 1: [0]})
     result = r.json()
     assert result["details"]["review_allowed"] is False
+    # Points of 0 or full marks would say which answers were right: both are withheld.
     assert [q["correctness"] for q in result["details"]["questions"]] == [None, None, None]
-    assert points(result) == [2, 0, 0]  # points are always shown
+    assert points(result) == [None, None, None]
+    assert [q["max_points"] for q in result["details"]["questions"]] == [2, 3, 1]
+    assert result["score"] == 2 and result["details"]["percentage"] == round(100 * 2 / 6, 4)
+    mine = (await client.get(f"/v1/submissions/{result['id']}", headers=sh)).json()
+    assert points(mine) == [None, None, None] and mine["score"] == 2
     owner_view = (await client.get(f"/v1/submissions/{result['id']}", headers=h)).json()
     assert [q["correctness"] for q in owner_view["details"]["questions"]] == [
         "correct",
         "incorrect",
         "unanswered",
     ]
+    assert points(owner_view) == [2, 0, 0]
     closes = datetime.now(UTC) + timedelta(hours=1)
     later = await new_test(client, h, review_policy="after_close", closes_at=closes.isoformat())
     r = await submit(client, later, sh, {0: 0})
     assert r.json()["details"]["review_allowed"] is False
+    assert points(r.json()) == [None, None, None] and r.json()["score"] == 2
     url = f"/v1/submissions/{r.json()['id']}"
+    before_close = (await client.get(url, headers=sh)).json()
+    assert before_close["details"]["review_allowed"] is False
+    assert points(before_close) == [None, None, None]
+
+    # Closed, but late submits are still accepted for the 30 s grace period: no review yet,
+    # or a classmate's review could help a late submit.
+    set_ago(db, m.Test, later["id"], "closes_at", 1)
     assert (await client.get(url, headers=sh)).json()["details"]["review_allowed"] is False
-    db.execute(
-        update(m.Test)
-        .where(m.Test.id == later["id"])
-        .values(closes_at=datetime.now(UTC) - timedelta(seconds=1))
-    )
-    db.commit()
+    set_ago(db, m.Test, later["id"], "closes_at", 31)
     mine = (await client.get(url, headers=sh)).json()
     assert mine["details"]["review_allowed"] is True
     assert mine["details"]["questions"][0]["correctness"] == "correct"
+    assert points(mine) == [2, 0, 0]
     assert "is_correct" not in (await client.get(url, headers=sh)).text
 
 
