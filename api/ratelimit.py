@@ -8,7 +8,6 @@ after a handful of failures that account's logins answer 429 until the window mo
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass
 
@@ -18,7 +17,9 @@ from limits.aio.storage import RedisStorage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.client_address import client_ip
 from api.errors import error_response
+from api.upload_routes import is_upload
 from common.metrics import FAIL_OPEN, RATE_LIMITED
 from common.security import InvalidToken, decode_token
 from common.settings import Settings
@@ -26,9 +27,6 @@ from common.settings import Settings
 log = structlog.get_logger(__name__)
 
 EXEMPT_PREFIXES = ("/health", "/metrics", "/docs", "/redoc", "/openapi.json", "/static-offline")
-UPLOAD_PATH = re.compile(
-    r"^/v1/(files/upload|users/\d+/faces|tests/\d+/(check-in|attendance/photo|submissions/import))$"
-)
 
 
 @dataclass(frozen=True)
@@ -103,11 +101,6 @@ class RateLimiter:
         return await self._run(name, key, hit=False)
 
 
-def client_ip(scope: Scope) -> str:
-    client = scope.get("client")
-    return str(client[0]) if client else "unknown"
-
-
 class RateLimitMiddleware:
     """Default per-user / per-address limits and the upload limit, for every API route."""
 
@@ -132,7 +125,7 @@ class RateLimitMiddleware:
         limiter: RateLimiter = scope["app"].state.resources.rate_limiter
         name, key = self._subject(scope)
         decision = await limiter.hit(name, key)
-        if decision.allowed and scope["method"] == "POST" and UPLOAD_PATH.match(scope["path"]):
+        if decision.allowed and is_upload(scope):
             decision = await limiter.hit("upload", key)
         if not decision.allowed:
             response = error_response(

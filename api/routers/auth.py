@@ -7,9 +7,9 @@ from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
+from api.client_address import client_ip
 from api.deps import DbSession, Principal, ResourcesDep, SettingsDep, scoped
 from api.errors import TooManyRequests, Unauthorized, error_responses
-from api.ratelimit import client_ip
 from api.schemas.auth import LoginRequest, RefreshRequest, TokenPair
 from api.services import auth as service
 
