@@ -1,9 +1,9 @@
 """Rate limits on Redis (the `limits` library, sliding window counters), failing open.
 
-Defaults apply per user (authenticated) or per client address (anonymous); uploads and logins
-have stricter limits of their own. A school's NAT puts a whole class behind one address, so the
-per-address limits are generous, and password guessing is throttled per *username* instead:
-after a handful of failures that account's logins answer 429 until the window moves on.
+Defaults apply per user (authenticated) or per client address (anonymous,
+api.client_address); uploads and logins have stricter limits of their own. A school's NAT puts
+a whole class behind one address, so the per-address limits are generous; password guessing
+is limited per username and address instead (api.login_guard).
 """
 
 from __future__ import annotations
@@ -71,7 +71,6 @@ class RateLimiter:
             "ip": parse(settings.rate_limit_ip),
             "upload": parse(settings.rate_limit_uploads),
             "login_ip": parse(settings.rate_limit_login_ip),
-            "login_failures": parse(settings.rate_limit_login_failures),
         }
 
     async def _run(self, name: str, key: str, *, hit: bool) -> Decision:
