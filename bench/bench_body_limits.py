@@ -100,9 +100,7 @@ def send(
 
 def main() -> None:
     with fresh_database() as env, gunicorn(env, workers=1) as base:
-        master = next(
-            p for p in psutil.Process().children() if "gunicorn" in " ".join(p.cmdline())
-        )
+        master = next(p for p in psutil.Process().children() if "gunicorn" in " ".join(p.cmdline()))
         worker = master.children()[0]
         boundary = "bench-boundary"
         file_part = (
