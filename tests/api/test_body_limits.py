@@ -137,10 +137,12 @@ async def test_upload_routes_authorise_before_reading_the_body(
     client, instructor, student, make_user, auth_for
 ):
     """Signed in but not allowed: refused without reading a byte either."""
-    test = await new_test(client, auth_for(instructor))  # a draft: students cannot see it
+    test = await new_test(client, auth_for(instructor))
+    draft = await new_test(client, auth_for(instructor), published=False)
     other = make_user("student")
     cases = [
         (f"/v1/users/{other.id}/faces", auth_for(student), 404),  # someone else's face
+        (f"/v1/tests/{draft['id']}/check-in", auth_for(student), 404),  # hidden from students
         (f"/v1/tests/{test['id']}/check-in", auth_for(student), 409),  # not enrolled
         (f"/v1/tests/{test['id']}/attendance/photo", auth_for(student), 403),
         (f"/v1/tests/{test['id']}/submissions/import", auth_for(student), 403),
