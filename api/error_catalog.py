@@ -11,10 +11,11 @@ from __future__ import annotations
 
 Codes = dict[int, tuple[str, ...]]
 
-MULTIPART_PHOTO: Codes = {
+# One vocabulary for every upload route (api/multipart.py).
+UPLOAD: Codes = {
     400: ("malformed_multipart",),
     413: ("payload_too_large",),
-    415: ("unsupported_media_type",),
+    415: ("multipart_required",),
 }
 TEST_MISSING: Codes = {404: ("test_not_found",)}
 GRADING: Codes = {409: ("grading_in_progress",)}
@@ -25,32 +26,40 @@ ROUTE_ERRORS: dict[str, Codes] = {
     "users-create_user": {409: ("username_taken", "conflict")},
     "users-update_user": {
         403: ("role_change_forbidden",),
-        409: ("username_taken", "conflict"),
+        409: ("username_taken", "conflict", "last_admin"),
         422: ("current_password_invalid",),
     },
-    "users-delete_user": {409: ("cannot_delete_self",)},
+    "users-delete_user": {
+        409: ("cannot_delete_self", "user_owns_tests", "last_admin", "class_name_taken"),
+        422: (
+            "transfer_target_not_found",
+            "transfer_target_is_user",
+            "transfer_target_not_instructor",
+            "transfer_target_inactive",
+        ),
+    },
     "tasks-cancel_task": {409: ("task_finished",)},
     "attendance-create_attendance": {
         409: ("attendance_exists",),
         422: ("test_not_found", "student_not_found", "student_not_eligible"),
     },
     "faces-enroll_face": {
-        **MULTIPART_PHOTO,
+        **UPLOAD,
         409: ("too_many_enrollments",),
         422: ("not_a_student",),
     },
     "faces-check_in": {
-        **MULTIPART_PHOTO,
+        **UPLOAD,
         **TEST_MISSING,
         403: ("test_not_open", "test_closed"),
         409: ("not_enrolled",),
     },
-    "faces-class_photo": {**MULTIPART_PHOTO, **TEST_MISSING},
+    "faces-class_photo": {**UPLOAD, **TEST_MISSING},
     "files-upload_file": {
-        400: ("disconnected",),
-        413: ("file_too_large",),
-        415: ("file_type_not_allowed", "multipart_required"),
-        422: ("empty_file", "unknown_test", "bad_multipart", "unknown_field"),
+        **UPLOAD,
+        400: ("malformed_multipart", "disconnected"),
+        415: ("multipart_required", "file_type_not_allowed"),
+        422: ("empty_file", "unknown_test", "unknown_field"),
     },
     "files-download_file": {
         403: ("link_expired", "invalid_signature"),
@@ -76,7 +85,12 @@ ROUTE_ERRORS: dict[str, Codes] = {
     "submissions-list_submissions": TEST_MISSING,
     "submissions-get_submission": {404: ("submission_not_found",)},
     "submissions-regrade": {**TEST_MISSING, **GRADING},
-    "submissions-import_submissions": {**TEST_MISSING, **GRADING, 422: ("invalid_csv",)},
+    "submissions-import_submissions": {
+        **UPLOAD,
+        **TEST_MISSING,
+        **GRADING,
+        422: ("invalid_csv", "empty_file"),
+    },
     "submissions-export_results": TEST_MISSING,
     "submissions-stats": TEST_MISSING,
     "health-metrics": {404: ("not_found",)},

@@ -9,6 +9,8 @@ from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 
+from api.body_limit import BodyLimitMiddleware
+from api.client_address import TrustedProxiesMiddleware
 from api.errors import install_error_handlers
 from api.observability import ObservabilityMiddleware
 from api.openapi import install_openapi, operation_id
@@ -95,7 +97,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type", "If-None-Match", "X-Request-ID"],
             expose_headers=["X-Total-Count", "X-Request-ID", "ETag", "Location", "Retry-After"],
         )
-    # Added last = outermost: the access log and metrics also see requests refused with 429.
+    # Added last = outermost: the access log and metrics also see requests refused with 429
+    # or 413, and every layer sees the client address the trusted proxies named.
     app.add_middleware(RateLimitMiddleware, settings=settings)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_body_bytes)
     app.add_middleware(ObservabilityMiddleware)
+    app.add_middleware(TrustedProxiesMiddleware, settings=settings)
     return app

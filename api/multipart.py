@@ -6,19 +6,27 @@ python-multipart's push parser chunk by chunk instead: the file field comes out 
 chunks while the body arrives, limits are enforced as bytes come in, and small text fields
 are collected on the way. Memory stays bounded by one network chunk.
 
-`read_file_bytes` is the small-file case built on it (face photos): the one file part read into
-memory, refused with 413 as soon as it passes its limit, other small fields skipped.
+`read_file_bytes` is the small-file case built on it (face photos, CSV imports): the one file
+part read into memory, refused with 413 as soon as it passes its limit, other small fields
+skipped. `upload_reader` hands a route's body to it lazily, so that services read the body
+only after they have checked who may upload (api.upload_routes).
+
+One error vocabulary for every upload: 400 `malformed_multipart` for a body that is not
+well-formed multipart (framing, boundary, truncation, part headers), 413 `payload_too_large`
+past a limit (`details.max_bytes`), 415 for another content type, 422 for well-formed forms
+with a missing, unknown or invalid field.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.requests import Request
 
 from api.errors import AppError, PayloadTooLarge, Unprocessable, UnsupportedMediaType
 from common.storage import TooLarge
@@ -26,10 +34,20 @@ from common.storage import TooLarge
 MAX_HEADER_BYTES = 8 * 1024  # all headers of one part together
 
 
-class BadMultipart(Unprocessable):
-    """A malformed, truncated or oddly framed multipart body."""
+class MalformedMultipart(AppError):
+    """A malformed, truncated or oddly framed multipart body. 400, not 422: the body cannot be
+    parsed as the media type it claims (a syntax error of the request, RFC 9110 15.5.1); 422 is
+    for a well-formed form whose fields are wrong."""
 
-    code = "bad_multipart"
+    status_code = 400
+    code = "malformed_multipart"
+
+
+def too_large(max_bytes: int) -> PayloadTooLarge:
+    """413 for an upload past its limit, the same for every upload route."""
+    return PayloadTooLarge(
+        f"the file is larger than {max_bytes:,} bytes", details={"max_bytes": max_bytes}
+    )
 
 
 @dataclass(frozen=True)
@@ -50,7 +68,7 @@ def boundary_of(content_type: str | None) -> bytes:
         )
     boundary = params.get(b"boundary", b"")
     if not boundary or len(boundary) > 200:
-        raise BadMultipart("multipart/form-data without a valid boundary")
+        raise MalformedMultipart("multipart/form-data without a valid boundary")
     return boundary
 
 
@@ -67,11 +85,11 @@ class StreamingForm:
     storing anything), then iterate `file_chunks()`, which yields the rest of the file and
     reads the body to its end, so that text fields sent after the file are collected too.
     Raises TooLarge past `max_file_size` (file) or `max_body_size` (whole body),
-    Unprocessable for a malformed, truncated or unexpected body (BadMultipart for the framing).
+    MalformedMultipart for a malformed or truncated body, Unprocessable for unexpected fields.
 
     A field not named in `text_fields` is refused (422 `unknown_field`), unless
     `other_field_max_bytes` is set: such fields are then read and dropped, each up to that many
-    bytes (BadMultipart past it). With `require_filename`, the file field must be sent as a
+    bytes (MalformedMultipart past it). With `require_filename`, the file field must be sent as a
     file (a `filename` parameter, possibly empty), not as a text field.
     """
 
@@ -132,7 +150,7 @@ class StreamingForm:
     def _on_part_begin(self) -> None:
         self._parts += 1
         if self._parts > self.max_parts:
-            raise BadMultipart("too many form fields")
+            raise MalformedMultipart("too many form fields")
         self._headers, self._header_bytes, self._current = {}, 0, None
         self._skipping, self._skipped = False, 0
 
@@ -147,7 +165,7 @@ class StreamingForm:
     def _grow_header(self, n: int) -> None:
         self._header_bytes += n
         if self._header_bytes > MAX_HEADER_BYTES:
-            raise BadMultipart("multipart part headers too large")
+            raise MalformedMultipart("multipart part headers too large")
 
     def _on_header_end(self) -> None:
         name = bytes(self._header_name).decode("latin-1").strip().lower()
@@ -161,7 +179,9 @@ class StreamingForm:
         )
         name_b = params.get(b"name")
         if disposition != b"form-data" or name_b is None:
-            raise BadMultipart("every multipart part needs Content-Disposition: form-data; name=…")
+            raise MalformedMultipart(
+                "every multipart part needs Content-Disposition: form-data; name=…"
+            )
         name = name_b.decode("utf-8", "replace")
         if name == self.file_field:
             if self.file is not None:
@@ -203,7 +223,7 @@ class StreamingForm:
                 self.other_field_max_bytes is not None
                 and self._skipped > self.other_field_max_bytes
             ):
-                raise BadMultipart(
+                raise MalformedMultipart(
                     f"fields other than {self.file_field!r} are limited to "
                     f"{self.other_field_max_bytes:,} bytes"
                 )
@@ -238,7 +258,9 @@ class StreamingForm:
         try:
             self._parser.write(chunk)
         except FormParserError as exc:
-            raise BadMultipart("malformed multipart body", details={"reason": str(exc)}) from None
+            raise MalformedMultipart(
+                "malformed multipart body", details={"reason": str(exc)}
+            ) from None
 
     async def read_head(self, n: int) -> tuple[bytes, bool]:
         """At least n bytes of the file (fewer if it is shorter), and whether that is all of it.
@@ -272,7 +294,7 @@ class StreamingForm:
         # Raised while the storage is still consuming the stream, so a truncated upload is
         # discarded rather than stored.
         if self._body_done and not self._ended:
-            raise BadMultipart("multipart body ended before its closing boundary")
+            raise MalformedMultipart("multipart body ended before its closing boundary")
 
 
 # One small file read into memory -------------------------------------------------------------
@@ -282,16 +304,30 @@ ENVELOPE_BYTES = 64 * 1024
 OTHER_FIELD_MAX_BYTES = 1024
 
 
-class MalformedMultipart(AppError):
-    status_code = 400
-    code = "malformed_multipart"
-
-
 @dataclass(frozen=True)
 class Upload:
     filename: str  # as sent (UTF-8 decoded, at most 255 characters; may be empty)
     content_type: str | None  # as claimed by the client (at most 100 characters)
     data: bytes
+
+
+ReadUpload = Callable[[], Awaitable[Upload]]
+
+
+def upload_reader(request: Request, *, field: str, max_bytes: int) -> ReadUpload:
+    """Reads the request's upload when called: services call it once the caller may upload,
+    so that nothing of the body is read for a request that is refused."""
+
+    async def read() -> Upload:
+        return await read_file_bytes(
+            request.stream(),
+            request.headers.get("content-type"),
+            request.headers.get("content-length"),
+            field=field,
+            max_bytes=max_bytes,
+        )
+
+    return read
 
 
 def multipart_body(
@@ -325,12 +361,6 @@ def _missing(field: str) -> Unprocessable:
     )
 
 
-def _file_too_large(max_bytes: int) -> PayloadTooLarge:
-    return PayloadTooLarge(
-        f"the file is larger than {max_bytes:,} bytes", details={"max_bytes": max_bytes}
-    )
-
-
 async def read_file_bytes(
     body: AsyncIterator[bytes],
     content_type: str | None,
@@ -342,7 +372,7 @@ async def read_file_bytes(
     """The file sent as `field` of a multipart/form-data body, read into memory while the body
     streams in: at most `max_bytes` plus one network chunk is ever held.
 
-    Other fields are skipped (each up to 1 KiB). Errors: 415 `unsupported_media_type` for
+    Other fields are skipped (each up to 1 KiB). Errors: 415 `multipart_required` for
     another content type; 413 `payload_too_large` past `max_bytes` (at once from
     Content-Length); 422 `validation_error` when the field is missing, not a file or sent
     twice (also without any Content-Type); 400 `malformed_multipart` for a malformed or
@@ -352,7 +382,7 @@ async def read_file_bytes(
         raise _missing(field)
     max_body_size = max_bytes + ENVELOPE_BYTES
     if content_length and content_length.isdigit() and int(content_length) > max_body_size:
-        raise _file_too_large(max_bytes)  # refused before reading a byte of the body
+        raise too_large(max_bytes)  # refused before reading a byte of the body
     try:
         form = StreamingForm(
             body,
@@ -364,23 +394,22 @@ async def read_file_bytes(
             require_filename=True,
             other_field_max_bytes=OTHER_FIELD_MAX_BYTES,
         )
-    except UnsupportedMediaType:
+    except UnsupportedMediaType as exc:
         raise UnsupportedMediaType(
             f"send the file as multipart/form-data with the field {field!r}",
-            details={"content_type": content_type[:100]},
+            code=exc.code,
+            details=exc.details,
         ) from None
-    except BadMultipart as exc:
-        raise MalformedMultipart(exc.message, details=exc.details) from None
     data = bytearray()
     try:
         async for chunk in form.file_chunks():  # the whole body, to its closing boundary
             data += chunk
-    except BadMultipart as exc:
+    except MalformedMultipart:
         if form.body_size == 0:  # nothing sent at all: the file is missing
             raise _missing(field) from None
-        raise MalformedMultipart(exc.message, details=exc.details) from None
+        raise
     except TooLarge:
-        raise _file_too_large(max_bytes) from None
+        raise too_large(max_bytes) from None
     if form.file is None:
         raise _missing(field)
     return Upload(

@@ -1,14 +1,13 @@
 """Rate limits on Redis (the `limits` library, sliding window counters), failing open.
 
-Defaults apply per user (authenticated) or per client address (anonymous); uploads and logins
-have stricter limits of their own. A school's NAT puts a whole class behind one address, so the
-per-address limits are generous, and password guessing is throttled per *username* instead:
-after a handful of failures that account's logins answer 429 until the window moves on.
+Defaults apply per user (authenticated) or per client address (anonymous,
+api.client_address); uploads and logins have stricter limits of their own. A school's NAT puts
+a whole class behind one address, so the per-address limits are generous; password guessing
+is limited per username and address instead (api.login_guard).
 """
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass
 
@@ -18,7 +17,9 @@ from limits.aio.storage import RedisStorage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.client_address import client_ip
 from api.errors import error_response
+from api.upload_routes import is_upload
 from common.metrics import FAIL_OPEN, RATE_LIMITED
 from common.security import InvalidToken, decode_token
 from common.settings import Settings
@@ -26,9 +27,6 @@ from common.settings import Settings
 log = structlog.get_logger(__name__)
 
 EXEMPT_PREFIXES = ("/health", "/metrics", "/docs", "/redoc", "/openapi.json", "/static-offline")
-UPLOAD_PATH = re.compile(
-    r"^/v1/(files/upload|users/\d+/faces|tests/\d+/(check-in|attendance/photo|submissions/import))$"
-)
 
 
 @dataclass(frozen=True)
@@ -73,7 +71,6 @@ class RateLimiter:
             "ip": parse(settings.rate_limit_ip),
             "upload": parse(settings.rate_limit_uploads),
             "login_ip": parse(settings.rate_limit_login_ip),
-            "login_failures": parse(settings.rate_limit_login_failures),
         }
 
     async def _run(self, name: str, key: str, *, hit: bool) -> Decision:
@@ -103,11 +100,6 @@ class RateLimiter:
         return await self._run(name, key, hit=False)
 
 
-def client_ip(scope: Scope) -> str:
-    client = scope.get("client")
-    return str(client[0]) if client else "unknown"
-
-
 class RateLimitMiddleware:
     """Default per-user / per-address limits and the upload limit, for every API route."""
 
@@ -132,7 +124,7 @@ class RateLimitMiddleware:
         limiter: RateLimiter = scope["app"].state.resources.rate_limiter
         name, key = self._subject(scope)
         decision = await limiter.hit(name, key)
-        if decision.allowed and scope["method"] == "POST" and UPLOAD_PATH.match(scope["path"]):
+        if decision.allowed and is_upload(scope):
             decision = await limiter.hit("upload", key)
         if not decision.allowed:
             response = error_response(

@@ -9,6 +9,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from api.cache import ResponseCache
+from api.login_guard import LoginGuard
 from api.ratelimit import RateLimiter
 from common.celery_config import make_celery
 from common.db import AsyncDatabase
@@ -24,6 +25,7 @@ class Resources:
     celery: Any
     publisher: CeleryPublisher
     rate_limiter: RateLimiter
+    login_guard: LoginGuard
     cache: ResponseCache
     # Domains add readiness checks here (e.g. storage); /health runs them all.
     extra_health_checks: dict[str, Callable[[], Awaitable[Any]]] = field(default_factory=dict)
@@ -41,6 +43,7 @@ class Resources:
             celery=celery,
             publisher=CeleryPublisher(celery),
             rate_limiter=RateLimiter(settings),
+            login_guard=LoginGuard(settings, redis),
             cache=ResponseCache(
                 redis, settings.redis_key_prefix, settings.cache_ttl_seconds, settings.cache_enabled
             ),

@@ -6,6 +6,7 @@ database, the broker or the queue names.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from functools import lru_cache
 from pathlib import Path
@@ -143,13 +144,16 @@ class Settings(BaseSettings):
 
     # Rate limits ("N/second|minute|hour"), per user when authenticated, else per address.
     # A class behind one NAT address must still be able to log in at once: the address limits
-    # are generous; password guessing is stopped by the per-username failure limit.
+    # are generous. Password guessing (api.login_guard) is limited per username and address
+    # (RATE_LIMIT_LOGIN_FAILURES), and per username over all addresses (RATE_LIMIT_LOGIN_USER;
+    # an address the user logged in from before is exempt from that one).
     rate_limit_enabled: bool = True
     rate_limit_user: str = "600/minute"
     rate_limit_ip: str = "6000/minute"
     rate_limit_uploads: str = "30/minute"
     rate_limit_login_ip: str = "1200/minute"
     rate_limit_login_failures: str = "5/15minutes"
+    rate_limit_login_user: str = "100/hour"
 
     # Response cache for frequent reads (test lists, test detail per audience, statistics).
     cache_enabled: bool = True
@@ -162,6 +166,24 @@ class Settings(BaseSettings):
     # HTTP. CORS_ORIGINS: browser origins allowed to call the API (JSON list), none by default.
     port: int = 8000
     cors_origins: list[str] = []
+    # Bodies of non-upload requests (JSON, forms); uploads have their own limits above.
+    max_request_body_bytes: int = Field(1024 * 1024, ge=1024, le=100 * 1024 * 1024)
+    # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (api.client_address):
+    # comma-separated addresses or networks, "*" for any, "" for none. The same variable
+    # configures gunicorn and uvicorn; its default is theirs (loopback). The API image sets "".
+    forwarded_allow_ips: str = "127.0.0.1,::1"
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _proxy_addresses(cls, value: str) -> str:
+        for item in value.split(","):
+            item = item.strip()
+            if item and item != "*":
+                try:
+                    ipaddress.ip_network(item)  # strict, as gunicorn checks it
+                except ValueError as exc:
+                    raise ValueError(f"FORWARDED_ALLOW_IPS: {exc}") from None
+        return value
 
     @model_validator(mode="after")
     def _refuse_weak_secrets_outside_development(self) -> Settings:

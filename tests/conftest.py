@@ -379,6 +379,40 @@ async def isolated(
     await stack.aclose()
 
 
+class PeerClients:
+    """HTTP clients of one app, each seen by the app as coming from a TCP peer address of the
+    test's choosing (the ASGI `client`), e.g. a proxy or a client on another network."""
+
+    def __init__(self, app: Any, settings: Any) -> None:
+        self.app = app
+        self.settings = settings
+
+    def __call__(self, peer: str = "127.0.0.1") -> httpx.AsyncClient:
+        transport = httpx.ASGITransport(app=self.app, client=(peer, 40000))
+        return httpx.AsyncClient(transport=transport, base_url="http://testserver")
+
+
+@pytest.fixture
+async def peer_app(settings: Any, db: Session) -> AsyncIterator[Callable[..., Any]]:
+    """`await peer_app(**settings overrides)`: an API app with its own Redis key prefix (so
+    fresh rate-limit counters), as PeerClients."""
+    from contextlib import AsyncExitStack
+
+    from api.main import create_app
+    from common.settings import Settings
+
+    stack = AsyncExitStack()
+
+    async def build(**overrides: Any) -> PeerClients:
+        app_settings = Settings(**{"redis_key_prefix": f"peer{uuid.uuid4().hex[:6]}:", **overrides})
+        application = create_app(app_settings)
+        await stack.enter_async_context(application.router.lifespan_context(application))
+        return PeerClients(application, app_settings)
+
+    yield build
+    await stack.aclose()
+
+
 # Real S3 (moto server) and clamd for the storage, files and scanning tests; the fixtures live
 # in tests/storage_servers.py, registered here for every directory.
 from storage_servers import (  # noqa: E402, F401

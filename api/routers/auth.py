@@ -7,10 +7,10 @@ from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
+from api.client_address import client_ip
 from api.deps import DbSession, Principal, ResourcesDep, SettingsDep, scoped
-from api.errors import TooManyRequests, Unauthorized, error_responses
+from api.errors import TooManyRequests, error_responses
 from api.openapi import model_ref
-from api.ratelimit import client_ip
 from api.schemas.auth import LoginRequest, RefreshRequest, TokenPair
 from api.services import auth as service
 
@@ -60,25 +60,18 @@ async def login(
     request: Request, session: DbSession, settings: SettingsDep, resources: ResourcesDep
 ) -> TokenPair:
     body = await _login_body(request)
-    limiter = resources.rate_limiter
-    account = body.username.lower()
-    for decision in (
-        await limiter.hit("login_ip", client_ip(request.scope)),
-        await limiter.test("login_failures", account),
-    ):
-        if not decision.allowed:
-            raise TooManyRequests(
-                "too many login attempts; retry later",
-                details={"limit": decision.name},
-                headers=decision.headers(),
-            )
-    try:
+    address = client_ip(request.scope)
+    decision = await resources.rate_limiter.hit("login_ip", address)
+    if not decision.allowed:
+        raise TooManyRequests(
+            "too many login attempts; retry later",
+            details={"limit": decision.name},
+            headers=decision.headers(),
+        )
+    async with resources.login_guard.attempt(body.username, address):
         return await service.login(
             session=session, settings=settings, username=body.username, password=body.password
         )
-    except Unauthorized:
-        await limiter.hit("login_failures", account)
-        raise
 
 
 @router.post(

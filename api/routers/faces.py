@@ -19,7 +19,7 @@ from api.deps import (
     scoped,
 )
 from api.errors import error_responses
-from api.multipart import Upload, multipart_body, read_file_bytes
+from api.multipart import ReadUpload, multipart_body, upload_reader
 from api.responses import ACCEPTED_DOC, accepted
 from api.schemas.faces import FaceEnrollmentOut
 from api.services import faces as service
@@ -31,17 +31,8 @@ FaceIdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="Face enrollment i
 PHOTO_DOC = "A JPEG, PNG, WebP, BMP, GIF or TIFF photo (size limit: FACE_UPLOAD_MAX_BYTES)"
 
 
-def _reader(request: Request, resources: ResourcesDep) -> service.ReadUpload:
-    async def read() -> Upload:
-        return await read_file_bytes(
-            request.stream(),
-            request.headers.get("content-type"),
-            request.headers.get("content-length"),
-            field="file",
-            max_bytes=resources.settings.face_upload_max_bytes,
-        )
-
-    return read
+def _reader(request: Request, resources: ResourcesDep) -> ReadUpload:
+    return upload_reader(request, field="file", max_bytes=resources.settings.face_upload_max_bytes)
 
 
 @router.post(

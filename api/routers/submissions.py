@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Path, Query, Request, Response, UploadFile
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from api.cache import respond
@@ -17,6 +17,7 @@ from api.deps import (
     scoped,
 )
 from api.errors import error_responses
+from api.multipart import multipart_body, upload_reader
 from api.responses import ACCEPTED_DOC, accepted
 from api.schemas.submissions import (
     AttemptOut,
@@ -182,17 +183,24 @@ async def regrade(
     "its line number and reason, without stopping the others.",
     status_code=202,
     response_class=JSONResponse,
-    responses={**ACCEPTED_DOC, **ERRORS, **error_responses(409, 413, 422, 503)},
+    responses={**ACCEPTED_DOC, **ERRORS, **error_responses(400, 409, 413, 415, 422, 503)},
+    openapi_extra=multipart_body("file", "The CSV file (size limit: SUBMISSION_IMPORT_MAX_BYTES)"),
 )
 async def import_submissions(
     test_id: TestIdPath,
+    request: Request,
     session: DbSession,
     resources: ResourcesDep,
     principal: Annotated[Principal, scoped("grading")],
-    file: Annotated[UploadFile, File(description="The CSV file")],
 ) -> JSONResponse:
     job = await service.start_import(
-        session=session, resources=resources, principal=principal, test_id=test_id, upload=file
+        session=session,
+        resources=resources,
+        principal=principal,
+        test_id=test_id,
+        read_upload=upload_reader(
+            request, field="file", max_bytes=resources.settings.submission_import_max_bytes
+        ),
     )
     return accepted(job)
 

@@ -11,20 +11,18 @@ photo and the job in one transaction.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.deps import Page, Principal
 from api.errors import Conflict, NotFound, Unprocessable
-from api.multipart import Upload
+from api.multipart import ReadUpload, Upload
 from api.resources import Resources
 from api.services import test_access
 from common.jobs import enqueue
 from common.models import FaceEnrollment, FacePhoto, Job, User
-
-ReadUpload = Callable[[], Awaitable[Upload]]
 
 
 async def _face_owner(session: AsyncSession, principal: Principal, user_id: int) -> User:

@@ -27,11 +27,10 @@ from api.errors import (
     Conflict,
     Forbidden,
     NotFound,
-    PayloadTooLarge,
     Unprocessable,
     UnsupportedMediaType,
 )
-from api.multipart import StreamingForm
+from api.multipart import StreamingForm, too_large
 from common import exam_visibility as visibility
 from common import files as files_common
 from common import storage as blobs
@@ -59,14 +58,6 @@ _upload_executor = ThreadPoolExecutor(max_workers=UPLOAD_THREADS, thread_name_pr
 class FileLink:
     url: str
     expires_at: datetime
-
-
-def _too_large(limit: int) -> PayloadTooLarge:
-    return PayloadTooLarge(
-        f"the file exceeds the upload limit of {limit} bytes",
-        code="file_too_large",
-        details={"max_bytes": limit},
-    )
 
 
 def _test_id_error(message: str, code: str = "validation_error") -> Unprocessable:
@@ -115,7 +106,7 @@ async def upload(
         max_body_size=max_bytes + MULTIPART_OVERHEAD,
     )
     if content_length and content_length.isdigit() and int(content_length) > form.max_body_size:
-        raise _too_large(max_bytes)  # refused before reading a byte of the body
+        raise too_large(max_bytes)  # refused before reading a byte of the body
     if test_id is not None:
         await _check_test_context(session, principal, test_id)
     # Give the connection back to the pool while the body streams in (expire_on_commit=False).
@@ -124,7 +115,7 @@ async def upload(
     try:
         head, complete = await form.read_head(HEAD_SIZE)
     except blobs.TooLarge:
-        raise _too_large(max_bytes) from None
+        raise too_large(max_bytes) from None
     if not head:
         raise Unprocessable(
             "file: the file is empty",
@@ -168,7 +159,7 @@ async def upload(
             executor=_upload_executor,
         )
     except blobs.TooLarge:
-        raise _too_large(max_bytes) from None
+        raise too_large(max_bytes) from None
     finally:
         with suppress(RuntimeError):  # still running if the write was cancelled mid-stream
             await body_chunks.aclose()

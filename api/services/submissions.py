@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from fastapi import UploadFile
 from sqlalchemy import JSON, Text, cast, exists, func, insert, literal, select
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -22,7 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.cache import ResponseCache
 from api.deps import Page, Principal
-from api.errors import Conflict, NotFound, PayloadTooLarge, Unprocessable
+from api.errors import Conflict, NotFound, Unprocessable
+from api.multipart import ReadUpload
 from api.resources import Resources
 from api.schemas.submissions import (
     AttemptOut,
@@ -399,12 +399,7 @@ async def start_regrade(
     )
 
 
-async def _read_upload(upload: UploadFile, limit: int) -> str:
-    data = await upload.read(limit + 1)
-    if len(data) > limit:
-        raise PayloadTooLarge(
-            f"the file is larger than {limit} bytes", details={"max_bytes": limit}
-        )
+def _csv_text(data: bytes) -> str:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -428,23 +423,27 @@ async def start_import(
     resources: Resources,
     principal: Principal,
     test_id: int,
-    upload: UploadFile,
+    read_upload: ReadUpload,
 ) -> Job:
+    # Who may import, and whether grading is busy, is checked before a byte of the file is
+    # read, and without holding the test's row lock while the file arrives; both are checked
+    # again under the lock once the file is in.
+    await access.get_test(session, principal, test_id, manage=True)
+    await _refuse_if_grading(session, test_id)
+    await session.commit()
+    upload = await read_upload()
+    text = _csv_text(upload.data)
     test = await access.get_test(
         session, principal, test_id, manage=True, lock="update", with_questions=True
     )
     await _refuse_if_grading(session, test.id)
-    text = await _read_upload(upload, resources.settings.submission_import_max_bytes)
     try:
         # The header is checked now, so a wrong file is refused at once; rows in the job.
         ImportParser(text, answer_key(test, test.questions))
     except HeaderError as exc:
         raise Unprocessable(exc.message, code="invalid_csv", details=exc.details) from exc
     pending = SubmissionImport(
-        test_id=test.id,
-        owner_id=principal.id,
-        filename=(upload.filename or "")[:255],
-        content=text,
+        test_id=test.id, owner_id=principal.id, filename=upload.filename, content=text
     )
     session.add(pending)
     await session.flush()

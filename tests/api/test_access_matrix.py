@@ -57,7 +57,9 @@ ACCESS: dict[tuple[str, str], tuple[int, int, int, int]] = {
     ("POST", "/v1/tests/{test_id}/submit"): (401, 422, 403, 422),
     ("GET", "/v1/tests/{test_id}/submissions"): (401, 200, 404, 200),
     ("POST", "/v1/tests/{test_id}/regrade"): (401, 403, 404, 202),
-    ("POST", "/v1/tests/{test_id}/submissions/import"): (401, 403, 422, 422),
+    # Access is decided before the body is read: another instructor's test is 404, not a 422
+    # for the missing file.
+    ("POST", "/v1/tests/{test_id}/submissions/import"): (401, 403, 404, 422),
     ("GET", "/v1/tests/{test_id}/results.csv"): (401, 403, 404, 200),
     ("GET", "/v1/tests/{test_id}/stats"): (401, 403, 404, 200),
     ("GET", "/v1/submissions/{submission_id}"): (401, 200, 404, 200),

@@ -202,7 +202,7 @@ async def test_a_file_at_the_limit_passes(queued, student, auth_for):
     ("kwargs", "status", "code"),
     [
         ({}, 422, "validation_error"),
-        ({"json": {"file": "abc"}}, 415, "unsupported_media_type"),
+        ({"json": {"file": "abc"}}, 415, "multipart_required"),
         ({"content": b"abc", "headers": {"Content-Type": "image/jpeg"}}, 415, None),
         ({"data": {"file": "not a file"}, "files": {"other": ("a", b"b")}}, 422, None),
         ({"files": {"photo": ("a.jpg", JPEG, "image/jpeg")}}, 422, "validation_error"),

@@ -243,29 +243,36 @@ async def test_empty_file_is_422(api, student, auth_for, db):
     assert api.leftovers() == [] and count(db, StoredFile) == 0
 
 
-MALFORMED_FORMS = [  # (body, error code): all 422
-    (form(("other", "a.txt", "text/plain", b"hi")), "unknown_field"),
-    (form(("test_id", None, None, b"1")), "validation_error"),  # no file at all
-    (form(("file", "a.txt", None, b"a"), ("file", "b.txt", None, b"b")), "validation_error"),
-    (form(("file", "a.txt", None, b"hi"), ("test_id", None, None, b"abc")), "validation_error"),
+MALFORMED_FORMS = [  # (body, status, error code)
+    (form(("other", "a.txt", "text/plain", b"hi")), 422, "unknown_field"),
+    (form(("test_id", None, None, b"1")), 422, "validation_error"),  # no file at all
+    (form(("file", "a.txt", None, b"a"), ("file", "b.txt", None, b"b")), 422, "validation_error"),
     (
-        form(("file", "a.txt", None, b"hi"), ("test_id", None, None, b"9" * 30)),
+        form(("file", "a.txt", None, b"hi"), ("test_id", None, None, b"abc")),
+        422,
         "validation_error",
     ),
-    (form(("file", "a.txt", None, b"hi"))[:-10], "bad_multipart"),  # truncated
-    (b"no multipart here", "bad_multipart"),
+    (
+        form(("file", "a.txt", None, b"hi"), ("test_id", None, None, b"9" * 30)),
+        422,
+        "validation_error",
+    ),
+    # Not well-formed multipart at all: 400, the same code as every other upload route.
+    (form(("file", "a.txt", None, b"hi"))[:-10], 400, "malformed_multipart"),  # truncated
+    (b"no multipart here", 400, "malformed_multipart"),
     (
         b"--" + BOUNDARY.encode() + b"\r\nContent-Disposition: attachment\r\n\r\nx\r\n",
-        "bad_multipart",
+        400,
+        "malformed_multipart",
     ),
 ]
 
 
-async def test_malformed_forms_are_422_and_store_nothing(api, student, auth_for, db):
+async def test_malformed_forms_are_4xx_and_store_nothing(api, student, auth_for, db):
     h = auth_for(student)
-    for body, code in MALFORMED_FORMS:
+    for body, status, code in MALFORMED_FORMS:
         r = await post_raw(api, h, body)
-        assert r.status_code == 422, (body[:80], r.text)
+        assert r.status_code == status, (body[:80], r.text)
         assert r.json()["error"]["code"] == code, body[:80]
     assert api.leftovers() == [] and count(db, StoredFile) == 0
 
@@ -273,7 +280,7 @@ async def test_malformed_forms_are_422_and_store_nothing(api, student, auth_for,
 async def test_truncated_file_is_not_stored(api, student, auth_for, db):
     body = form(("file", "big.txt", "text/plain", b"x" * 300_000))
     r = await post_raw(api, auth_for(student), body[:200_000])
-    assert r.status_code == 422
+    assert r.status_code == 400 and r.json()["error"]["code"] == "malformed_multipart"
     assert api.leftovers() == [] and count(db, StoredFile) == 0
 
 
@@ -297,8 +304,8 @@ async def test_size_limit_is_exact(files_api, student, auth_for, db):
     r = await upload(api, h, b"a" * 1001, "big.txt", "text/plain")
     assert r.status_code == 413
     assert r.json()["error"] == {
-        "code": "file_too_large",
-        "message": "the file exceeds the upload limit of 1000 bytes",
+        "code": "payload_too_large",
+        "message": "the file is larger than 1,000 bytes",
         "details": {"max_bytes": 1000},
     }
     assert len(api.leftovers()) == 1 and count(db, StoredFile) == 1
@@ -338,7 +345,7 @@ async def test_11_mb_upload_is_413_mid_stream_with_bounded_memory(
     finally:
         tracemalloc.stop()
     assert r.status_code == 413, r.text
-    assert r.json()["error"]["code"] == "file_too_large"
+    assert r.json()["error"]["code"] == "payload_too_large"
     # Refused as soon as the limit was crossed, not after reading the whole body ...
     assert 10 * MB < sum(pulled) <= 10 * MB + 256 * 1024
     # ... and the Python heap (client, app and storage together) never held the body: local

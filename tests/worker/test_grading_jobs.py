@@ -341,7 +341,7 @@ async def test_import_refuses_bad_files_at_once(client, instructor, auth_for, is
     r = await client.post(
         f"/v1/tests/{test['id']}/submissions/import", json={"file": "x"}, headers=h
     )
-    assert r.status_code == 422
+    assert r.status_code == 415 and r.json()["error"]["code"] == "multipart_required"
     assert db.scalar(select(func.count()).select_from(m.SubmissionImport)) == 0
     assert db.scalar(select(func.count()).select_from(m.Job)) == 0
     # Over the size limit: 413.
