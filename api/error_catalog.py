@@ -57,7 +57,6 @@ ROUTE_ERRORS: dict[str, Codes] = {
     "faces-class_photo": {**UPLOAD, **TEST_MISSING},
     "files-upload_file": {
         **UPLOAD,
-        400: ("malformed_multipart", "disconnected"),
         415: ("multipart_required", "file_type_not_allowed"),
         422: ("empty_file", "unknown_test", "unknown_field"),
     },
@@ -89,7 +88,7 @@ ROUTE_ERRORS: dict[str, Codes] = {
         **UPLOAD,
         **TEST_MISSING,
         **GRADING,
-        422: ("invalid_csv", "empty_file"),
+        422: ("invalid_csv",),
     },
     "submissions-export_results": TEST_MISSING,
     "submissions-stats": TEST_MISSING,
