@@ -57,6 +57,7 @@ ROUTE_ERRORS: dict[str, Codes] = {
     "faces-class_photo": {**UPLOAD, **TEST_MISSING},
     "files-upload_file": {
         **UPLOAD,
+        400: ("malformed_multipart", "disconnected"),
         415: ("multipart_required", "file_type_not_allowed"),
         422: ("empty_file", "unknown_test", "unknown_field"),
     },
