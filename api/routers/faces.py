@@ -47,11 +47,15 @@ def _reader(request: Request, resources: ResourcesDep) -> service.ReadUpload:
 @router.post(
     "/users/{user_id}/faces",
     summary="Enroll a face",
-    description="The student themself or an admin uploads a photo with exactly one face "
+    description="The student themself or an admin uploads a photo of one person "
     "(multipart field `file`). The biometrics worker finds the face, encodes it and stores the "
-    "template; the task's result is `{face_id, quality}`. It fails with `no_face`, "
-    "`multiple_faces`, `face_too_small`, `bad_image` or `image_too_large`. The photo is not "
-    "kept unless KEEP_FACE_PHOTOS is set.",
+    "template; the task's result is `{face_id, quality}`. The enrolled face is the largest one, "
+    "at least 80 px (shorter side of the face box). The photo binds one identity: a second "
+    "face at least half the size of the largest, or at least 50 px (the size a check-in "
+    "accepts), whichever is smaller, fails the task with `multiple_faces`; smaller faces are "
+    "background and ignored (in photos over 1600 px, faces under 1/40 of the longest side are "
+    "not searched for). Other failures: `no_face`, `face_too_small`, `bad_image`, "
+    "`image_too_large`. The photo is not kept unless KEEP_FACE_PHOTOS is set.",
     status_code=202,
     response_class=JSONResponse,
     responses={**ACCEPTED_DOC, **ERRORS, **UPLOAD_ERRORS, **error_responses(409)},

@@ -15,6 +15,7 @@ import uuid
 import numpy as np
 import pytest
 from conftest import require_face_photos, wait_for_job
+from face_photos import pair_107_75
 from PIL import Image
 from sqlalchemy import func, select
 
@@ -47,10 +48,10 @@ def png(image: Image.Image) -> bytes:
 @pytest.fixture(scope="module")
 def templates() -> dict[str, bytes]:
     """Stored-form templates of the three enrollment photos, as the worker computes them."""
-    from worker.face_pipeline import ENROLL_MIN_FACE_PX, decode_image, encode_single_face
+    from worker.face_pipeline import decode_image, encode_enrollment_face
 
     return {
-        who: encoding_to_bytes(encode_single_face(decode_image(photo(name)), ENROLL_MIN_FACE_PX)[0])
+        who: encoding_to_bytes(encode_enrollment_face(decode_image(photo(name)))[0])
         for who, name in ENROLL.items()
     }
 
@@ -227,7 +228,8 @@ async def test_unusable_photos_fail_with_clear_codes_and_the_worker_goes_on(
         # 100 megapixels in a few KB: refused from the header, never decoded.
         "image_too_large": [png(Image.new("1", (10_000, 10_000)))],
         "no_face": [png(Image.fromarray(gradient))],
-        "multiple_faces": [photo("two_people.jpg")],
+        # The real pair photo, and the issue's pair: 107 px and 75 px (under the 80 px floor).
+        "multiple_faces": [photo("two_people.jpg"), pair_107_75()],
         "face_too_small": [_tiny_face_photo(50)],
     }
     h = auth_for(student)

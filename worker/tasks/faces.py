@@ -187,7 +187,7 @@ def _enroll(ctx: JobContext, photo_id: int) -> None:
     stages = _Stages()
     image = _decode(photo_id, stages)
     try:
-        encoding, quality = fp.encode_single_face(image, fp.ENROLL_MIN_FACE_PX)
+        encoding, quality = fp.encode_enrollment_face(image)
     except fp.FaceError as exc:
         raise JobFailed(exc.code, exc.message) from exc
     del image
