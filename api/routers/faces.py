@@ -236,8 +236,9 @@ async def delete_faces(
 @router.post(
     "/tests/{test_id}/check-in",
     summary="Check in by photo",
-    description="A student uploads a photo of their face (multipart field `file`); 409 at once "
-    "without an enrollment. The worker compares it with the student's enrollments: within "
+    description="A student uploads a photo of their face (multipart field `file`); 409 "
+    "`not_enrolled` at once without an approved enrollment (a pending one waits for its "
+    "reviewer). The worker compares it with the student's approved enrollments: within "
     "FACE_TOLERANCE it records attendance `present` by face and the task's result is "
     "`{verified: true, distance, attendance_id}`; otherwise `{verified: false, distance, "
     "reason}` and nothing is written. Unusable photos fail the task with the enrollment's "
@@ -268,9 +269,10 @@ async def check_in(
     "/tests/{test_id}/attendance/photo",
     summary="Take attendance from a class photo",
     description="The test's instructor or an admin uploads a class photo (multipart field "
-    "`file`). The worker matches every face against the enrolled students who may take the "
-    "test, one face per student and one student per face (closest first), marks the matched "
-    "students present, and reports `{matched: [{user_id, distance}], unknown_faces, faces}`.",
+    "`file`). The worker matches every face against the students with an approved "
+    "enrollment who may take the test, one face per student and one student per face "
+    "(closest first), marks the matched students present, and reports "
+    "`{matched: [{user_id, distance}], unknown_faces, faces}`.",
     status_code=202,
     response_class=JSONResponse,
     responses={**ACCEPTED_DOC, **ERRORS, **UPLOAD_ERRORS},

@@ -7,6 +7,10 @@ under KEEP_FACE_PHOTOS) and marks itself succeeded in one final transaction. A j
 which is retried, leaves it for the next attempt. Neither encodings nor photo bytes are ever
 logged or put in a job's params or result.
 
+An enrollment's status (pending, or approved at once when a reviewer of the student uploaded
+it or approval is off) and which enrollments are matched (approved ones): common/face_review.py.
+A pending enrollment keeps its photo for the reviewer until the decision.
+
 Photo problems fail the job with the pipeline's codes: bad_image, image_too_large, no_face,
 multiple_faces, face_too_small. photo_missing: the photo was deleted meanwhile (with its user,
 its test, or by DELETE /v1/users/{id}/faces).
