@@ -19,7 +19,8 @@ from __future__ import annotations
 
 from typing import Final, Literal
 
-from sqlalchemy import ColumnElement, exists, false, true
+from sqlalchemy import ColumnElement, and_, exists, false, literal
+from sqlalchemy.orm import QueryableAttribute
 
 from common.models import ClassMember, FaceEnrollment, SchoolClass
 
@@ -40,18 +41,25 @@ def counts_toward_cap() -> ColumnElement[bool]:
     return FaceEnrollment.status != REJECTED
 
 
-def may_review(reviewer_id: int, reviewer_role: str, student_id: int) -> ColumnElement[bool]:
-    """SQL: may this user approve, reject and see the enrollment photos of `student_id`?"""
-    if reviewer_id == student_id:
-        return false()
+def may_review(
+    reviewer_id: int, reviewer_role: str, student_id: int | QueryableAttribute[int]
+) -> ColumnElement[bool]:
+    """SQL: may this user approve, reject and see the enrollment photos of `student_id` (a
+    user id, or a column such as FaceEnrollment.user_id to filter a list)?"""
+    student: ColumnElement[int] | QueryableAttribute[int] = (
+        literal(student_id) if isinstance(student_id, int) else student_id
+    )
     if reviewer_role == "admin":
-        return true()
+        return student != reviewer_id
     if reviewer_role != "instructor":
         return false()
-    return exists().where(
-        ClassMember.user_id == student_id,
-        ClassMember.class_id == SchoolClass.id,
-        SchoolClass.owner_id == reviewer_id,
+    return and_(
+        student != reviewer_id,
+        exists().where(
+            ClassMember.user_id == student,
+            ClassMember.class_id == SchoolClass.id,
+            SchoolClass.owner_id == reviewer_id,
+        ),
     )
 
 

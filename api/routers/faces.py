@@ -143,6 +143,27 @@ async def _decide(
     return FaceEnrollmentOut.of(row)
 
 
+@router.get(
+    "/faces/pending",
+    summary="Face enrollments waiting for your review",
+    description="The pending enrollments of the students you review, oldest first: every "
+    "student's for an admin, those of your classes' students for an instructor.",
+    response_model=list[FaceEnrollmentOut],
+    responses=ERRORS,
+)
+async def pending_faces(
+    response: Response,
+    session: DbSession,
+    page: PageDep,
+    principal: Annotated[Principal, scoped("faces:review")],
+) -> list[FaceEnrollmentOut]:
+    rows, total = await service.list_pending_reviews(
+        session=session, principal=principal, page=page
+    )
+    response.headers["X-Total-Count"] = str(total)
+    return [FaceEnrollmentOut.of(r) for r in rows]
+
+
 @router.post(
     "/users/{user_id}/faces/{face_id}/approve",
     summary="Approve a face enrollment",

@@ -209,6 +209,21 @@ async def decide_enrollment(
     return row
 
 
+async def list_pending_reviews(
+    *, session: AsyncSession, principal: Principal, page: Page
+) -> tuple[Sequence[FaceEnrollment], int]:
+    """The pending enrollments `principal` may decide, oldest first."""
+    query = select(FaceEnrollment).where(
+        FaceEnrollment.status == face_review.PENDING,
+        face_review.may_review(principal.id, principal.role, FaceEnrollment.user_id),
+    )
+    total = await session.scalar(select(func.count()).select_from(query.subquery()))
+    rows = await session.scalars(
+        query.order_by(FaceEnrollment.id).limit(page.limit).offset(page.offset)
+    )
+    return rows.all(), total or 0
+
+
 async def enrollment_photo(
     *, session: AsyncSession, principal: Principal, user_id: int, face_id: int
 ) -> FacePhoto:

@@ -43,6 +43,7 @@ ACCESS: dict[tuple[str, str], tuple[int, int, int, int]] = {
     ("GET", "/v1/users/{user_id}/faces"): (401, 200, 403, 200),
     ("DELETE", "/v1/users/{user_id}/faces"): (401, 204, 403, 204),
     ("DELETE", "/v1/users/{user_id}/faces/{face_id}"): (401, 204, 403, 204),
+    ("GET", "/v1/faces/pending"): (401, 403, 200, 200),
     # {face_id} is already approved: an admin passes the access rule and meets the conflict.
     ("POST", "/v1/users/{user_id}/faces/{face_id}/approve"): (401, 403, 403, 409),
     ("POST", "/v1/users/{user_id}/faces/{face_id}/reject"): (401, 403, 403, 409),

@@ -268,3 +268,28 @@ async def test_unknown_enrollment_and_bad_ids(client, student, admin, auth_for):
     assert r.status_code == 422
     r = await client.post("/v1/users/424242/faces/1/reject", headers=h)
     assert r.status_code == 404
+
+
+async def test_pending_reviews_lists_what_waits_for_each_reviewer(
+    client, db, make_user, instructor, admin, auth_for
+):
+    mine, theirs, unassigned = make_user("student"), make_user("student"), make_user("student")
+    teach(db, instructor, mine)
+    teach(db, make_user("instructor"), theirs)
+    waiting = pending(db, mine)
+    decided = pending(db, mine)
+    other = pending(db, theirs)
+    loose = pending(db, unassigned)
+    assert (
+        await client.post(url(mine, decided, "approve"), headers=auth_for(admin))
+    ).status_code == 200
+
+    r = await client.get("/v1/faces/pending", headers=auth_for(instructor))
+    assert r.status_code == 200 and r.headers["x-total-count"] == "1"
+    assert [(f["id"], f["user_id"], f["status"]) for f in r.json()] == [
+        (waiting.id, mine.id, "pending")
+    ]
+    r = await client.get("/v1/faces/pending", headers=auth_for(admin))
+    assert [f["id"] for f in r.json()] == [waiting.id, other.id, loose.id]
+    r = await client.get("/v1/faces/pending", headers=auth_for(mine))
+    assert r.status_code == 403
