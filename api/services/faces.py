@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Select, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import undefer
 
@@ -141,6 +141,12 @@ async def list_enrollments(
 ) -> tuple[Sequence[FaceEnrollment], int]:
     await _student_or_reviewer(session, principal, user_id)
     query = select(FaceEnrollment).where(FaceEnrollment.user_id == user_id)
+    return await _page(session, query, page)
+
+
+async def _page(
+    session: AsyncSession, query: Select[FaceEnrollment], page: Page
+) -> tuple[Sequence[FaceEnrollment], int]:
     total = await session.scalar(select(func.count()).select_from(query.subquery()))
     rows = await session.scalars(
         query.order_by(FaceEnrollment.id).limit(page.limit).offset(page.offset)
@@ -217,11 +223,7 @@ async def list_pending_reviews(
         FaceEnrollment.status == face_review.PENDING,
         face_review.may_review(principal.id, principal.role, FaceEnrollment.user_id),
     )
-    total = await session.scalar(select(func.count()).select_from(query.subquery()))
-    rows = await session.scalars(
-        query.order_by(FaceEnrollment.id).limit(page.limit).offset(page.offset)
-    )
-    return rows.all(), total or 0
+    return await _page(session, query, page)
 
 
 async def enrollment_photo(

@@ -7,9 +7,10 @@ from __future__ import annotations
 from datetime import datetime
 
 import pytest
+from exam_factories import class_of
 from sqlalchemy import func, select
 
-from common.models import ClassMember, FaceEnrollment, FacePhoto, Job, SchoolClass
+from common.models import ClassMember, FaceEnrollment, FacePhoto, Job
 from common.models.tests import Test as Exam
 
 JPEG = b"\xff\xd8\xff\xe0" + b"a photo of the student" * 10
@@ -40,15 +41,6 @@ def pending(db, student, *, keep: bool = False, content_type: str = "image/jpeg"
     db.commit()
     assert row.status == "pending"  # the database's default: nothing counts unreviewed
     return row
-
-
-def teach(db, instructor, *students):
-    group = SchoolClass(owner_id=instructor.id, name=f"Class of {instructor.username}")
-    db.add(group)
-    db.flush()
-    db.add_all([ClassMember(class_id=group.id, user_id=s.id) for s in students])
-    db.commit()
-    return group
 
 
 def fresh(db, row):
@@ -85,7 +77,7 @@ async def test_a_pending_enrollment_does_not_check_in_until_approved(
     isolated, db, student, instructor, exam, auth_for
 ):
     queued, _, _ = await isolated()  # no worker: the check-in stays queued
-    teach(db, instructor, student)
+    class_of(db, instructor, student)
     face = pending(db, student)
     h = auth_for(student)
     r = await check_in(queued, exam, h)
@@ -103,7 +95,7 @@ async def test_a_pending_enrollment_does_not_check_in_until_approved(
 async def test_approval_is_recorded_and_listed_and_the_photo_goes(
     client, db, student, instructor, auth_for
 ):
-    teach(db, instructor, student)
+    class_of(db, instructor, student)
     face = pending(db, student)
     photo_id = face.photo_id
     hi = auth_for(instructor)
@@ -171,7 +163,7 @@ async def test_a_kept_photo_stays_after_the_decision(client, db, student, admin,
 @pytest.mark.parametrize("first", ["approve", "reject"])
 @pytest.mark.parametrize("second", ["approve", "reject"])
 async def test_a_decision_is_final(client, db, student, admin, instructor, auth_for, first, second):
-    teach(db, instructor, student)
+    class_of(db, instructor, student)
     face = pending(db, student)
     assert (
         await client.post(url(student, face, first), headers=auth_for(admin))
@@ -187,9 +179,9 @@ async def test_a_decision_is_final(client, db, student, admin, instructor, auth_
 
 async def test_who_may_review(client, db, make_user, student, instructor, admin, auth_for):
     classmate, outsider_student = make_user("student"), make_user("student")
-    teach(db, instructor, student, classmate)
+    class_of(db, instructor, student, classmate)
     other_instructor = make_user("instructor")
-    teach(db, other_instructor, outsider_student)
+    class_of(db, other_instructor, outsider_student)
     face = pending(db, student)
 
     # The student themself, and another student: no review scope.
@@ -231,7 +223,7 @@ async def test_who_may_review(client, db, make_user, student, instructor, admin,
 
 
 async def test_a_demoted_instructor_no_longer_reviews(client, db, student, instructor, auth_for):
-    teach(db, instructor, student)
+    class_of(db, instructor, student)
     face = pending(db, student)
     h = auth_for(instructor)
     instructor.role = "student"
@@ -244,7 +236,7 @@ async def test_a_demoted_instructor_no_longer_reviews(client, db, student, instr
 async def test_removed_from_the_class_no_longer_reviewed_by_its_instructor(
     client, db, student, instructor, auth_for
 ):
-    group = teach(db, instructor, student)
+    group = class_of(db, instructor, student)
     face = pending(db, student)
     db.query(ClassMember).filter_by(class_id=group.id).delete()
     db.commit()
@@ -274,8 +266,8 @@ async def test_pending_reviews_lists_what_waits_for_each_reviewer(
     client, db, make_user, instructor, admin, auth_for
 ):
     mine, theirs, unassigned = make_user("student"), make_user("student"), make_user("student")
-    teach(db, instructor, mine)
-    teach(db, make_user("instructor"), theirs)
+    class_of(db, instructor, mine)
+    class_of(db, make_user("instructor"), theirs)
     waiting = pending(db, mine)
     decided = pending(db, mine)
     other = pending(db, theirs)

@@ -15,6 +15,7 @@ import uuid
 import numpy as np
 import pytest
 from conftest import require_face_photos, wait_for_job
+from exam_factories import class_of
 from face_photos import pair_107_75
 from PIL import Image
 from sqlalchemy import func, select
@@ -374,22 +375,11 @@ def test_dlib_is_loaded_in_the_worker_children_only(worker):
 # -- enrollments are vouched for -----------------------------------------------------------
 
 
-def _class_of(db, instructor, *students):
-    from common.models import ClassMember, SchoolClass
-
-    group = SchoolClass(owner_id=instructor.id, name=f"Class {uuid.uuid4().hex[:6]}")
-    db.add(group)
-    db.flush()
-    db.add_all([ClassMember(class_id=group.id, user_id=s.id) for s in students])
-    db.commit()
-    return group
-
-
 async def test_a_students_own_enrollment_counts_once_approved(
     client, worker, people, instructor, exam, auth_for, db
 ):
     obama = people["obama"]
-    _class_of(db, instructor, obama)
+    class_of(db, instructor, obama)
     h, hi = auth_for(obama), auth_for(instructor)
     url = f"/v1/users/{obama.id}/faces"
     job = await wait_for_job(client, await submit(client, url, h, photo("obama.jpg")), h)
@@ -470,7 +460,7 @@ async def test_an_upload_by_a_demoted_instructor_is_not_an_approval(
 ):
     from common.models import User
 
-    _class_of(db, instructor, student)
+    class_of(db, instructor, student)
     parked, _, _ = await isolated()  # no worker on its prefix: the enrollment stays queued
     hi = auth_for(instructor)
     task_id = await submit(parked, f"/v1/users/{student.id}/faces", hi, photo("obama.jpg"))
