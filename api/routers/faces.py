@@ -209,7 +209,11 @@ async def reject_face(
     "under KEEP_FACE_PHOTOS), 404 `photo_not_found` otherwise. " + REVIEW_RULE,
     response_class=Response,
     responses={
-        200: {"description": "The photo", "content": {"image/*": {}}},
+        200: {
+            "description": "The photo (`application/octet-stream` when the type the "
+            "uploader gave is not an image type)",
+            "content": {"image/*": {}, "application/octet-stream": {}},
+        },
         **ERRORS,
     },
 )
