@@ -24,6 +24,7 @@ import contextlib
 import functools
 import importlib.util
 import io
+import math
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -361,7 +362,9 @@ def encode_enrollment_face(
     subject = max(detections, key=lambda d: d.box.size)
     floor = rival_floor_px(subject.box.size, general_floor_px)
     if _sure_floor_px(image, SINGLE_DETECT_MAX_SIDE, upsample) > floor:
-        finer = detect_faces(image, max_side=ENROLL_RIVAL_MAX_SIDE, upsample=1)
+        # Just fine enough: faces of `floor` px become the smallest sure box of one upsample.
+        side = math.ceil(max(image.shape[:2]) * _SURE_BOX_PX[1] / floor)
+        finer = detect_faces(image, max_side=min(side, ENROLL_RIVAL_MAX_SIDE), upsample=1)
         others = [d.box.size for d in finer if not subject.box.holds_center_of(d.box)]
         _check_choice([subject.box.size, *others], min_face_px, general_floor_px)
     (encoding,) = _encode(image, [subject])
