@@ -32,6 +32,7 @@ SCOPE_DESCRIPTIONS = {
     "attendance:self": "Check in and read your own attendance",
     "files:own": "Upload and download your files",
     "faces:self": "Enroll your own face",
+    "faces:review": "Enroll, approve and reject the faces of your classes' students",
     "grading": "Start bulk grading and read statistics",
     "admin": "Administer the system",
 }

@@ -9,6 +9,7 @@ the library's default tolerance is 0.6 (a match iff distance <= tolerance).
 - `assign_faces`: the faces of a class photo against the enrolled students, one-to-one.
 - `Gallery`: nearest neighbour over a large gallery (100,000 rows in a few ms).
 - `encoding_to_bytes` / `encoding_from_bytes`: 1024-byte little-endian float64 storage format.
+- `choose_enrollment_face`: which face of an enrollment photo is the subject, or why none is.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from math import inf, isfinite
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -26,6 +27,7 @@ __all__ = [
     "ENCODING_BYTES",
     "ENCODING_DIM",
     "Assignment",
+    "EnrollmentChoice",
     "FaceMatch",
     "Gallery",
     "GalleryHit",
@@ -34,9 +36,11 @@ __all__ = [
     "as_gallery",
     "assign_faces",
     "best_match",
+    "choose_enrollment_face",
     "distances",
     "encoding_from_bytes",
     "encoding_to_bytes",
+    "rival_floor_px",
     "verify",
 ]
 
@@ -70,6 +74,45 @@ class Verification:
     verified: bool
     distance: float  # minimum over the enrollments; inf when there are none
     enrollment_index: int | None  # which enrollment was closest
+
+
+@dataclass(frozen=True, slots=True)
+class EnrollmentChoice:
+    """The verdict on an enrollment photo's face sizes: `index` of the subject when `code` is
+    None, else why the photo cannot be enrolled."""
+
+    code: Literal["no_face", "face_too_small", "multiple_faces"] | None
+    index: int | None
+    largest_px: int
+    rival_px: int | None = None  # the largest other face that counts, for multiple_faces
+
+
+def rival_floor_px(subject_px: int, general_floor_px: int) -> float:
+    """How large a second face must be to make an enrollment photo ambiguous: half the
+    subject's size, or the size any check-in accepts (`general_floor_px`), whichever is
+    smaller. Such a face could be the person who checks in; smaller ones are background."""
+    return min(subject_px / 2, general_floor_px)
+
+
+def choose_enrollment_face(
+    sizes: Sequence[int], *, min_face_px: int, general_floor_px: int
+) -> EnrollmentChoice:
+    """Enrollment binds one identity: the largest face is the subject if it is at least
+    `min_face_px`, and no other face reaches `rival_floor_px` of it (else `multiple_faces`).
+
+    `sizes`: the face sizes in pixels (the shorter side of each detector box), in any order.
+    """
+    if not sizes:
+        return EnrollmentChoice("no_face", None, 0)
+    index = max(range(len(sizes)), key=lambda i: (sizes[i], -i))
+    largest = sizes[index]
+    if largest < min_face_px:
+        return EnrollmentChoice("face_too_small", None, largest)
+    floor = rival_floor_px(largest, general_floor_px)
+    rivals = [s for i, s in enumerate(sizes) if i != index and s >= floor]
+    if rivals:
+        return EnrollmentChoice("multiple_faces", None, largest, max(rivals))
+    return EnrollmentChoice(None, index, largest)
 
 
 def as_encoding(encoding: npt.ArrayLike) -> FloatArray:

@@ -20,7 +20,15 @@ TokenType = Literal["access", "refresh"]
 ROLE_SCOPES: dict[str, frozenset[str]] = {
     "student": frozenset({"me", "tests:take", "attendance:self", "files:own", "faces:self"}),
     "instructor": frozenset(
-        {"me", "users:read", "tests:write", "attendance:write", "files:own", "grading"}
+        {
+            "me",
+            "users:read",
+            "tests:write",
+            "attendance:write",
+            "files:own",
+            "faces:review",
+            "grading",
+        }
     ),
     "admin": frozenset(
         {
@@ -33,6 +41,7 @@ ROLE_SCOPES: dict[str, frozenset[str]] = {
             "attendance:self",
             "files:own",
             "faces:self",
+            "faces:review",
             "grading",
             "admin",
         }

@@ -126,6 +126,10 @@ class Settings(BaseSettings):
     face_max_image_pixels: int = Field(50_000_000, ge=10_000, le=200_000_000)
     face_max_enrollments: int = Field(10, ge=1, le=100)
     keep_face_photos: bool = False
+    # A student's own enrollment counts only once an instructor of one of their classes or an
+    # admin approves it (the photo waits for them until the decision). Off: enrollments count
+    # at once, for deployments that enroll in a supervised room.
+    face_enrollment_approval: bool = True
 
     # Tests and grading. A submit is still accepted SUBMISSION_GRACE_SECONDS after an attempt's
     # deadline or a test's close time (the click that raced the clock); a CSV import is stored

@@ -71,3 +71,17 @@ async def submit(
     return await client.post(
         f"/v1/tests/{test['id']}/submit", json={"answers": answers(test, choice)}, headers=headers
     )
+
+
+def class_of(db: Any, instructor: Any, *students: Any) -> Any:
+    """A class owned by `instructor` with `students` as members, written through `db`."""
+    import uuid
+
+    from common.models import ClassMember, SchoolClass
+
+    group = SchoolClass(owner_id=instructor.id, name=f"Class {uuid.uuid4().hex[:6]}")
+    db.add(group)
+    db.flush()
+    db.add_all([ClassMember(class_id=group.id, user_id=s.id) for s in students])
+    db.commit()
+    return group

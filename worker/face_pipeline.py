@@ -11,7 +11,11 @@ face, once more with one upsample (down to ~30 px). The boxes are mapped back an
 full-resolution image: encoding a downscaled copy saves no time and moves encodings by ~0.1.
 bench/bench_faces.py compares speed and identity decisions with the library defaults.
 
-Comparing encodings is pure numpy and lives in common/faces.py.
+Enrollment looks twice (`encode_enrollment_face`): the check-in look finds and encodes the
+subject, then, when that look could not see faces down to the rival floor, a finer look (one
+upsample on a copy of at most 1600 px, ~0.2-0.6 s) searches for a second person.
+
+Comparing encodings and the enrollment rule are pure and live in common/faces.py.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import contextlib
 import functools
 import importlib.util
 import io
+import math
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -29,11 +34,14 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageFile, ImageOps
 
+from common.faces import choose_enrollment_face, rival_floor_px
+
 __all__ = [
     "DEFAULT_MAX_PIXELS",
     "DEFAULT_MIN_FACE_PX",
     "DETECTOR_NAME",
     "ENROLL_MIN_FACE_PX",
+    "ENROLL_RIVAL_MAX_SIDE",
     "GROUP_DETECT_MAX_SIDE",
     "MODEL_NAME",
     "SINGLE_DETECT_MAX_SIDE",
@@ -45,6 +53,7 @@ __all__ = [
     "decode_image",
     "detect_faces",
     "encode_all_faces",
+    "encode_enrollment_face",
     "encode_single_face",
     "preload",
 ]
@@ -61,6 +70,10 @@ DEFAULT_MIN_FACE_PX = 50
 ENROLL_MIN_FACE_PX = 80
 SINGLE_DETECT_MAX_SIDE = 640  # selfie/check-in: the face is large, so a small copy suffices
 GROUP_DETECT_MAX_SIDE = 1600  # class photo: faces are small; ~1 s of detection at most
+ENROLL_RIVAL_MAX_SIDE = GROUP_DETECT_MAX_SIDE  # enrollment's look for a second person
+# The smallest box (px in the detection copy) HOG finds for sure, by upsample: its window is
+# 80 px and an upsample halves it (measured: boxes of 72 and 36 px for faces of ~55 and ~30 px).
+_SURE_BOX_PX = (80, 40)
 
 # Pillow plugins we decode. Anything else (EPS runs Ghostscript, exotic formats add attack
 # surface) is rejected before a decoder runs. JPEG includes MPO, which many phones write.
@@ -102,6 +115,11 @@ class FaceBox:
     @property
     def size(self) -> int:
         return min(self.width, self.height)
+
+    def holds_center_of(self, other: FaceBox) -> bool:
+        """Is `other`'s centre inside this box (the same face, seen in another look)?"""
+        cy, cx = (other.top + other.bottom) / 2, (other.left + other.right) / 2
+        return self.top <= cy <= self.bottom and self.left <= cx <= self.right
 
     def css(self) -> tuple[int, int, int, int]:
         return (self.top, self.right, self.bottom, self.left)
@@ -264,6 +282,17 @@ def _encode(image: RGBImage, detections: Sequence[Detection]) -> list[npt.NDArra
     return [np.asarray(e, dtype=np.float64) for e in encodings]
 
 
+def _no_face() -> FaceError:
+    return FaceError("no_face", "no face found: face the camera in good light")
+
+
+def _too_small(largest_px: int, min_face_px: int) -> FaceError:
+    return FaceError(
+        "face_too_small",
+        f"the face is {largest_px} px, at least {min_face_px} px are needed: come closer",
+    )
+
+
 def encode_single_face(
     image: RGBImage,
     min_face_px: int = DEFAULT_MIN_FACE_PX,
@@ -290,12 +319,8 @@ def encode_single_face(
         usable = [d for d in detections if d.box.size >= min_face_px]
     if not usable:
         if detections:
-            largest = max(d.box.size for d in detections)
-            raise FaceError(
-                "face_too_small",
-                f"the face is {largest} px, at least {min_face_px} px are needed: come closer",
-            )
-        raise FaceError("no_face", "no face found: face the camera in good light")
+            raise _too_small(max(d.box.size for d in detections), min_face_px)
+        raise _no_face()
     if len(usable) > 1:
         raise FaceError("multiple_faces", f"{len(usable)} faces found: only one person, please")
     face = usable[0]
@@ -304,6 +329,68 @@ def encode_single_face(
         face_px=face.box.size, min_face_px=min_face_px, detector_score=face.score, box=face.box
     )
     return encoding, quality
+
+
+def _sure_floor_px(image: RGBImage, max_side: int, upsample: int) -> float:
+    """Faces at least this large (full-resolution px) are surely found by that look."""
+    scale = min(1.0, max_side / max(image.shape[:2]))
+    return _SURE_BOX_PX[min(upsample, 1)] / scale
+
+
+def encode_enrollment_face(
+    image: RGBImage,
+    min_face_px: int = ENROLL_MIN_FACE_PX,
+    *,
+    general_floor_px: int = DEFAULT_MIN_FACE_PX,
+) -> tuple[npt.NDArray[np.float64], FaceQuality]:
+    """Encoding of the one person in an enrollment photo (common.faces.choose_enrollment_face):
+    the largest face, at least `min_face_px`, and no second face as large as half of it or as
+    `general_floor_px` (what a check-in accepts), whichever is smaller: else `multiple_faces`.
+
+    The subject is found and encoded as a check-in photo is (same look, same box), so
+    enrollment and check-in templates stay comparable. Second faces are searched with one
+    upsample on a copy of at most ENROLL_RIVAL_MAX_SIDE px: every face of 40 px or more in a
+    photo up to 1600 px; in larger photos, faces under 1/40 of the longest side go unseen
+    (background however the rule is read).
+    """
+    upsample = 0
+    detections = detect_faces(image, max_side=SINGLE_DETECT_MAX_SIDE, upsample=0)
+    if not any(d.box.size >= min_face_px for d in detections):
+        upsample = 1
+        detections = detect_faces(image, max_side=SINGLE_DETECT_MAX_SIDE, upsample=1)
+    _check_choice([d.box.size for d in detections], min_face_px, general_floor_px)
+    subject = max(detections, key=lambda d: d.box.size)
+    floor = rival_floor_px(subject.box.size, general_floor_px)
+    if _sure_floor_px(image, SINGLE_DETECT_MAX_SIDE, upsample) > floor:
+        # Just fine enough: faces of `floor` px become the smallest sure box of one upsample.
+        side = math.ceil(max(image.shape[:2]) * _SURE_BOX_PX[1] / floor)
+        finer = detect_faces(image, max_side=min(side, ENROLL_RIVAL_MAX_SIDE), upsample=1)
+        others = [d.box.size for d in finer if not subject.box.holds_center_of(d.box)]
+        _check_choice([subject.box.size, *others], min_face_px, general_floor_px)
+    (encoding,) = _encode(image, [subject])
+    quality = FaceQuality(
+        face_px=subject.box.size,
+        min_face_px=min_face_px,
+        detector_score=subject.score,
+        box=subject.box,
+    )
+    return encoding, quality
+
+
+def _check_choice(sizes: list[int], min_face_px: int, general_floor_px: int) -> None:
+    choice = choose_enrollment_face(
+        sizes, min_face_px=min_face_px, general_floor_px=general_floor_px
+    )
+    if choice.code == "no_face":
+        raise _no_face()
+    if choice.code == "face_too_small":
+        raise _too_small(choice.largest_px, min_face_px)
+    if choice.code == "multiple_faces":
+        raise FaceError(
+            "multiple_faces",
+            f"a second face ({choice.rival_px} px) beside the {choice.largest_px} px one: "
+            "only one person, please",
+        )
 
 
 def encode_all_faces(

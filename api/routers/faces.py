@@ -3,7 +3,7 @@ these routes store the photo and answer 202 with the task to poll."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import JSONResponse
@@ -38,11 +38,19 @@ def _reader(request: Request, resources: ResourcesDep) -> ReadUpload:
 @router.post(
     "/users/{user_id}/faces",
     summary="Enroll a face",
-    description="The student themself or an admin uploads a photo with exactly one face "
+    description="The student themself, an instructor of one of their classes or an admin "
+    "uploads a photo of one person "
     "(multipart field `file`). The biometrics worker finds the face, encodes it and stores the "
-    "template; the task's result is `{face_id, quality}`. It fails with `no_face`, "
-    "`multiple_faces`, `face_too_small`, `bad_image` or `image_too_large`. The photo is not "
-    "kept unless KEEP_FACE_PHOTOS is set.",
+    "template; the task's result is `{face_id, quality}`. The enrolled face is the largest one, "
+    "at least 80 px (shorter side of the face box). The photo binds one identity: a second "
+    "face at least half the size of the largest, or at least 50 px (the size a check-in "
+    "accepts), whichever is smaller, fails the task with `multiple_faces`; smaller faces are "
+    "background and ignored (in photos over 1600 px, faces under 1/40 of the longest side are "
+    "not searched for). Other failures: `no_face`, `face_too_small`, `bad_image`, "
+    "`image_too_large`. A student's own enrollment is `pending` (it does not count for check-in "
+    "or class photos) until a reviewer approves it, and its photo is kept for the reviewer "
+    "until the decision; one uploaded by a reviewer is approved at once (FACE_ENROLLMENT_APPROVAL "
+    "off: every enrollment is). Otherwise the photo is not kept unless KEEP_FACE_PHOTOS is set.",
     status_code=202,
     response_class=JSONResponse,
     responses={**ACCEPTED_DOC, **ERRORS, **UPLOAD_ERRORS, **error_responses(409)},
@@ -53,7 +61,7 @@ async def enroll_face(
     request: Request,
     session: DbSession,
     resources: ResourcesDep,
-    principal: Annotated[Principal, scoped("faces:self")],
+    principal: Annotated[Principal, scoped("me")],
 ) -> JSONResponse:
     job = await service.start_enrollment(
         session=session,
@@ -68,8 +76,9 @@ async def enroll_face(
 @router.get(
     "/users/{user_id}/faces",
     summary="List face enrollments",
-    description="The user's enrollments with their model and quality; never the face "
-    "templates. The student themself or an admin.",
+    description="The user's enrollments with their model, quality and review status "
+    "(`pending`, `approved`, `rejected`; reviewer and decision time); never the face "
+    "templates. The student themself, an instructor of one of their classes, or an admin.",
     response_model=list[FaceEnrollmentOut],
     responses=ERRORS,
 )
@@ -78,7 +87,7 @@ async def list_faces(
     response: Response,
     session: DbSession,
     page: PageDep,
-    principal: Annotated[Principal, scoped("faces:self")],
+    principal: Annotated[Principal, scoped("me")],
 ) -> list[FaceEnrollmentOut]:
     rows, total = await service.list_enrollments(
         session=session, principal=principal, user_id=user_id, page=page
@@ -106,6 +115,123 @@ async def delete_face(
     return Response(status_code=204)
 
 
+REVIEW_RULE = (
+    "Reviewers: an admin, or an instructor of one of the student's classes (another "
+    "instructor gets 403 `not_your_student`); never the student themself."
+)
+
+
+async def _decide(
+    session: DbSession,
+    principal: Principal,
+    user_id: int,
+    face_id: int,
+    decision: Literal["approved", "rejected"],
+) -> FaceEnrollmentOut:
+    row = await service.decide_enrollment(
+        session=session, principal=principal, user_id=user_id, face_id=face_id, decision=decision
+    )
+    return FaceEnrollmentOut.of(row)
+
+
+@router.get(
+    "/faces/pending",
+    summary="Face enrollments waiting for your review",
+    description="The pending enrollments of the students you review, oldest first: every "
+    "student's for an admin, those of your classes' students for an instructor.",
+    response_model=list[FaceEnrollmentOut],
+    responses=ERRORS,
+)
+async def pending_faces(
+    response: Response,
+    session: DbSession,
+    page: PageDep,
+    principal: Annotated[Principal, scoped("faces:review")],
+) -> list[FaceEnrollmentOut]:
+    rows, total = await service.list_pending_reviews(
+        session=session, principal=principal, page=page
+    )
+    response.headers["X-Total-Count"] = str(total)
+    return [FaceEnrollmentOut.of(r) for r in rows]
+
+
+@router.post(
+    "/users/{user_id}/faces/{face_id}/approve",
+    summary="Approve a face enrollment",
+    description="A pending enrollment starts to count for check-in and class photos. Its "
+    "photo is deleted (unless KEEP_FACE_PHOTOS). A decided enrollment answers 409 "
+    "`already_decided`. " + REVIEW_RULE,
+    response_model=FaceEnrollmentOut,
+    responses={**ERRORS, **error_responses(409)},
+)
+async def approve_face(
+    user_id: UserIdPath,
+    face_id: FaceIdPath,
+    session: DbSession,
+    principal: Annotated[Principal, scoped("faces:review")],
+) -> FaceEnrollmentOut:
+    return await _decide(session, principal, user_id, face_id, "approved")
+
+
+@router.post(
+    "/users/{user_id}/faces/{face_id}/reject",
+    summary="Reject a face enrollment",
+    description="A pending enrollment never counts; its template and photo are deleted "
+    "(the photo stays under KEEP_FACE_PHOTOS), its record stays with the decision, and it no "
+    "longer uses up one of the student's FACE_MAX_ENROLLMENTS. A decided enrollment answers "
+    "409 `already_decided`. " + REVIEW_RULE,
+    response_model=FaceEnrollmentOut,
+    responses={**ERRORS, **error_responses(409)},
+)
+async def reject_face(
+    user_id: UserIdPath,
+    face_id: FaceIdPath,
+    session: DbSession,
+    principal: Annotated[Principal, scoped("faces:review")],
+) -> FaceEnrollmentOut:
+    return await _decide(session, principal, user_id, face_id, "rejected")
+
+
+@router.get(
+    "/users/{user_id}/faces/{face_id}/photo",
+    summary="Download an enrollment photo",
+    description="The photo an enrollment was made from, as uploaded, for its reviewers to "
+    "compare with the student: stored until the enrollment is approved or rejected (for good "
+    "under KEEP_FACE_PHOTOS), 404 `photo_not_found` otherwise. " + REVIEW_RULE,
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The photo (`application/octet-stream` when the type the "
+            "uploader gave is not an image type)",
+            "content": {"image/*": {}, "application/octet-stream": {}},
+        },
+        **ERRORS,
+    },
+)
+async def face_photo(
+    user_id: UserIdPath,
+    face_id: FaceIdPath,
+    session: DbSession,
+    principal: Annotated[Principal, scoped("faces:review")],
+) -> Response:
+    photo = await service.enrollment_photo(
+        session=session, principal=principal, user_id=user_id, face_id=face_id
+    )
+    media_type = photo.content_type or ""
+    # The type is the uploader's claim: only image types are echoed.
+    if not media_type.startswith("image/") or media_type == "image/svg+xml":
+        media_type = "application/octet-stream"
+    return Response(
+        photo.data,
+        media_type=media_type,
+        headers={
+            "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": "default-src 'none'; sandbox",
+            "Cache-Control": "private, no-store",
+        },
+    )
+
+
 @router.delete(
     "/users/{user_id}/faces",
     summary="Delete all face data",
@@ -126,8 +252,9 @@ async def delete_faces(
 @router.post(
     "/tests/{test_id}/check-in",
     summary="Check in by photo",
-    description="A student uploads a photo of their face (multipart field `file`); 409 at once "
-    "without an enrollment. The worker compares it with the student's enrollments: within "
+    description="A student uploads a photo of their face (multipart field `file`); 409 "
+    "`not_enrolled` at once without an approved enrollment (a pending one waits for its "
+    "reviewer). The worker compares it with the student's approved enrollments: within "
     "FACE_TOLERANCE it records attendance `present` by face and the task's result is "
     "`{verified: true, distance, attendance_id}`; otherwise `{verified: false, distance, "
     "reason}` and nothing is written. Unusable photos fail the task with the enrollment's "
@@ -158,9 +285,10 @@ async def check_in(
     "/tests/{test_id}/attendance/photo",
     summary="Take attendance from a class photo",
     description="The test's instructor or an admin uploads a class photo (multipart field "
-    "`file`). The worker matches every face against the enrolled students who may take the "
-    "test, one face per student and one student per face (closest first), marks the matched "
-    "students present, and reports `{matched: [{user_id, distance}], unknown_faces, faces}`.",
+    "`file`). The worker matches every face against the students with an approved "
+    "enrollment who may take the test, one face per student and one student per face "
+    "(closest first), marks the matched students present, and reports "
+    "`{matched: [{user_id, distance}], unknown_faces, faces}`.",
     status_code=202,
     response_class=JSONResponse,
     responses={**ACCEPTED_DOC, **ERRORS, **UPLOAD_ERRORS},

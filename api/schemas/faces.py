@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -22,7 +23,18 @@ class FaceEnrollmentOut(BaseModel):
     user_id: int
     model: str
     quality: FaceQualityOut
-    photo_kept: bool
+    status: Literal["pending", "approved", "rejected"] = Field(
+        description="Only approved enrollments count for check-in and class photos"
+    )
+    reviewed_by: int | None = Field(
+        description="Who approved or rejected it (or enrolled it for the student); null when "
+        "approval was not required or the reviewer's account is gone"
+    )
+    reviewed_at: datetime | None = Field(description="When it was approved or rejected")
+    photo_kept: bool = Field(
+        description="The enrollment photo is stored: until the review decision, or for good "
+        "under KEEP_FACE_PHOTOS"
+    )
     created_at: datetime
 
     @classmethod
@@ -32,6 +44,9 @@ class FaceEnrollmentOut(BaseModel):
             user_id=row.user_id,
             model=row.model,
             quality=FaceQualityOut(face_px=row.face_px, detector_score=row.detector_score),
+            status=row.status,
+            reviewed_by=row.reviewed_by,
+            reviewed_at=row.reviewed_at,
             photo_kept=row.photo_id is not None,
             created_at=row.created_at,
         )

@@ -7,20 +7,25 @@ The API never touches a face: it checks who may do what, stores the uploaded pho
 Each start_* function checks access before the photo is read (`read_upload` is called only
 when the request is allowed), ends that read-only transaction, reads the body, then stores the
 photo and the job in one transaction.
+
+Who may review (approve, reject, see the photo of) a student's enrollment, which enrollments
+count and what a new one starts as: common/face_review.py.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Select, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import undefer
 
 from api.deps import Page, Principal
-from api.errors import Conflict, NotFound, Unprocessable
+from api.errors import Conflict, Forbidden, NotFound, Unprocessable
 from api.multipart import ReadUpload, Upload
 from api.resources import Resources
 from api.services import test_access
+from common import face_review
 from common.jobs import enqueue
 from common.models import FaceEnrollment, FacePhoto, Job, User
 
@@ -31,6 +36,35 @@ async def _face_owner(session: AsyncSession, principal: Principal, user_id: int)
     if user is None or not (principal.is_admin or principal.id == user_id):
         raise NotFound("user not found")
     return user
+
+
+async def _reviewed_student(session: AsyncSession, principal: Principal, user_id: int) -> User:
+    """The student whose enrollments `principal` reviews (face_review.may_review). A user an
+    instructor cannot see (not a student) is not found; a student they do not teach is 403."""
+    user = await session.get(User, user_id)
+    visible = user is not None and (
+        principal.is_admin or (principal.role == "instructor" and user.role == "student")
+    )
+    if user is None or not visible:
+        raise NotFound("user not found")
+    allowed = await session.scalar(
+        select(face_review.may_review(principal.id, principal.role, user_id))
+    )
+    if not allowed:
+        raise Forbidden(
+            "only an instructor of one of the student's classes or an admin reviews their faces",
+            code="not_your_student",
+        )
+    return user
+
+
+async def _student_or_reviewer(session: AsyncSession, principal: Principal, user_id: int) -> User:
+    """Enrolling and listing: the student themself, or a reviewer of theirs."""
+    if principal.id == user_id and "faces:self" in principal.scopes:
+        return await _face_owner(session, principal, user_id)
+    if "faces:review" in principal.scopes:
+        return await _reviewed_student(session, principal, user_id)
+    raise NotFound("user not found")
 
 
 async def _store_and_enqueue(
@@ -77,11 +111,13 @@ async def start_enrollment(
     user_id: int,
     read_upload: ReadUpload,
 ) -> Job:
-    user = await _face_owner(session, principal, user_id)
+    user = await _student_or_reviewer(session, principal, user_id)
     if user.role != "student":
         raise Unprocessable("only students enroll a face", code="not_a_student")
     count = await session.scalar(
-        select(func.count()).select_from(FaceEnrollment).where(FaceEnrollment.user_id == user_id)
+        select(func.count())
+        .select_from(FaceEnrollment)
+        .where(FaceEnrollment.user_id == user_id, face_review.counts_toward_cap())
     )
     limit = resources.settings.face_max_enrollments
     if (count or 0) >= limit:
@@ -101,8 +137,14 @@ async def start_enrollment(
 async def list_enrollments(
     *, session: AsyncSession, principal: Principal, user_id: int, page: Page
 ) -> tuple[Sequence[FaceEnrollment], int]:
-    await _face_owner(session, principal, user_id)
+    await _student_or_reviewer(session, principal, user_id)
     query = select(FaceEnrollment).where(FaceEnrollment.user_id == user_id)
+    return await _page(session, query, page)
+
+
+async def _page(
+    session: AsyncSession, query: Select[FaceEnrollment], page: Page
+) -> tuple[Sequence[FaceEnrollment], int]:
     total = await session.scalar(select(func.count()).select_from(query.subquery()))
     rows = await session.scalars(
         query.order_by(FaceEnrollment.id).limit(page.limit).offset(page.offset)
@@ -125,6 +167,81 @@ async def delete_enrollment(
         await session.execute(delete(FacePhoto).where(FacePhoto.id == row.photo_id))
     await session.execute(delete(FaceEnrollment).where(FaceEnrollment.id == face_id))
     await session.commit()
+
+
+async def decide_enrollment(
+    *,
+    session: AsyncSession,
+    principal: Principal,
+    user_id: int,
+    face_id: int,
+    decision: face_review.Decision,
+) -> FaceEnrollment:
+    """Approve or reject a pending enrollment, once. The photo it kept for the reviewer goes
+    with the decision (unless it arrived under KEEP_FACE_PHOTOS); a rejected enrollment also
+    loses its template."""
+    await _reviewed_student(session, principal, user_id)
+    row = await session.scalar(
+        select(FaceEnrollment)
+        .where(FaceEnrollment.id == face_id, FaceEnrollment.user_id == user_id)
+        .with_for_update()
+    )
+    if row is None:
+        raise NotFound("face enrollment not found", code="face_not_found")
+    if row.status != face_review.PENDING:
+        raise Conflict(
+            f"this enrollment was already {row.status}",
+            code="already_decided",
+            details={
+                "status": row.status,
+                "reviewed_by": row.reviewed_by,
+                "reviewed_at": row.reviewed_at.isoformat() if row.reviewed_at else None,
+            },
+        )
+    row.status = decision
+    row.reviewed_by = principal.id
+    row.reviewed_at = func.now()
+    if decision == face_review.REJECTED:
+        row.encoding = None
+    if row.photo_id is not None:
+        kept = await session.scalar(select(FacePhoto.keep).where(FacePhoto.id == row.photo_id))
+        if not kept:
+            await session.execute(delete(FacePhoto).where(FacePhoto.id == row.photo_id))
+            row.photo_id = None
+    await session.commit()
+    await session.refresh(row)
+    return row
+
+
+async def list_pending_reviews(
+    *, session: AsyncSession, principal: Principal, page: Page
+) -> tuple[Sequence[FaceEnrollment], int]:
+    """The pending enrollments `principal` may decide, oldest first."""
+    query = select(FaceEnrollment).where(
+        FaceEnrollment.status == face_review.PENDING,
+        face_review.may_review(principal.id, principal.role, FaceEnrollment.user_id),
+    )
+    return await _page(session, query, page)
+
+
+async def enrollment_photo(
+    *, session: AsyncSession, principal: Principal, user_id: int, face_id: int
+) -> FacePhoto:
+    """The photo an enrollment was made from, for its reviewers, while it is stored."""
+    await _reviewed_student(session, principal, user_id)
+    photo = await session.scalar(
+        select(FacePhoto)
+        .join(FaceEnrollment, FaceEnrollment.photo_id == FacePhoto.id)
+        .where(FaceEnrollment.id == face_id, FaceEnrollment.user_id == user_id)
+        .options(undefer(FacePhoto.data))
+    )
+    if photo is None:
+        raise NotFound(
+            "no photo is stored for this enrollment: it is deleted once the enrollment is "
+            "approved or rejected",
+            code="photo_not_found",
+        )
+    return photo
 
 
 async def delete_all_enrollments(
@@ -159,13 +276,25 @@ async def start_check_in(
     # check in before a test opens.
     test = await test_access.get_test(session, principal, test_id)
     enrolled = await session.scalar(
-        select(FaceEnrollment.id).where(FaceEnrollment.user_id == principal.id).limit(1)
+        select(FaceEnrollment.id)
+        .where(FaceEnrollment.user_id == principal.id, face_review.counts_for_matching())
+        .limit(1)
     )
     if enrolled is None:
-        raise Conflict(
-            "you have no face enrollment: enroll a photo with POST /v1/users/{id}/faces first",
-            code="not_enrolled",
+        pending = await session.scalar(
+            select(func.count())
+            .select_from(FaceEnrollment)
+            .where(
+                FaceEnrollment.user_id == principal.id,
+                FaceEnrollment.status == face_review.PENDING,
+            )
         )
+        message = (
+            "your face enrollment waits for an instructor's or an admin's approval"
+            if pending
+            else "you have no face enrollment: enroll a photo with POST /v1/users/{id}/faces first"
+        )
+        raise Conflict(message, code="not_enrolled", details={"pending_enrollments": pending or 0})
     await session.commit()
     upload = await read_upload()
     return await _store_and_enqueue(

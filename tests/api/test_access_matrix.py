@@ -43,6 +43,11 @@ ACCESS: dict[tuple[str, str], tuple[int, int, int, int]] = {
     ("GET", "/v1/users/{user_id}/faces"): (401, 200, 403, 200),
     ("DELETE", "/v1/users/{user_id}/faces"): (401, 204, 403, 204),
     ("DELETE", "/v1/users/{user_id}/faces/{face_id}"): (401, 204, 403, 204),
+    ("GET", "/v1/faces/pending"): (401, 403, 200, 200),
+    # {face_id} is already approved: an admin passes the access rule and meets the conflict.
+    ("POST", "/v1/users/{user_id}/faces/{face_id}/approve"): (401, 403, 403, 409),
+    ("POST", "/v1/users/{user_id}/faces/{face_id}/reject"): (401, 403, 403, 409),
+    ("GET", "/v1/users/{user_id}/faces/{face_id}/photo"): (401, 403, 403, 404),
     ("POST", "/v1/tests/{test_id}/check-in"): (401, 422, 403, 409),
     ("POST", "/v1/tests/{test_id}/attendance/photo"): (401, 403, 404, 422),
     # Tests, classes, submissions, grading. {test_id}: a published test of another instructor,
@@ -107,7 +112,12 @@ def _attendance_fill(db, make_user, student) -> dict[str, int]:
     db.flush()
     record = Attendance(test_id=test.id, user_id=student.id, status="present")
     face = FaceEnrollment(
-        user_id=student.id, encoding=bytes(1024), model="m", face_px=100, detector_score=1.0
+        user_id=student.id,
+        encoding=bytes(1024),
+        model="m",
+        face_px=100,
+        detector_score=1.0,
+        status="approved",
     )
     db.add_all([record, face])
     db.commit()

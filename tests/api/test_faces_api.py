@@ -27,13 +27,14 @@ def count(db, model, **where):
 
 
 def enrollment(db, user, **extra):
+    """An enrollment row as the worker writes it; approved unless `status` says otherwise."""
     row = FaceEnrollment(
         user_id=user.id,
         encoding=bytes(range(256)) * 4,
         model="dlib_face_recognition_resnet_model_v1",
         face_px=240,
         detector_score=1.8,
-        **extra,
+        **{"status": "approved", **extra},
     )
     db.add(row)
     db.commit()
@@ -263,7 +264,17 @@ async def test_list_never_returns_encodings(client, student, admin, auth_for, db
         assert r.headers["x-total-count"] == "2"
         body = r.json()
         assert [f["id"] for f in body] == [f.id for f in faces]
-        assert set(body[0]) == {"id", "user_id", "model", "quality", "photo_kept", "created_at"}
+        assert set(body[0]) == {
+            "id",
+            "user_id",
+            "model",
+            "quality",
+            "status",
+            "reviewed_by",
+            "reviewed_at",
+            "photo_kept",
+            "created_at",
+        }
         assert body[0]["quality"] == {"face_px": 240, "detector_score": 1.8}
         assert body[0]["photo_kept"] is False
         assert "encoding" not in r.text

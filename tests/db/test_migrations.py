@@ -68,3 +68,45 @@ def test_single_head():
     heads = alembic("postgresql://unused/unused", "heads")
     assert heads.returncode == 0, heads.stderr
     assert len(heads.stdout.strip().splitlines()) == 1, heads.stdout
+
+
+def test_face_enrollments_made_before_review_stay_approved(scratch_db):
+    """0010: enrollments made under the old rule (each counted at once) become approved, with
+    no reviewer; enrollments made afterwards start pending."""
+    from sqlalchemy import text
+
+    assert alembic(scratch_db, "upgrade", "0007").returncode == 0
+    engine = create_engine(sync_url(scratch_db))
+    try:
+        with engine.begin() as conn:
+            user_id = conn.scalar(
+                text(
+                    "INSERT INTO users (username, role, password_hash) "
+                    "VALUES ('old', 'student', 'x') RETURNING id"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO face_enrollments (user_id, encoding, model, face_px, "
+                    "detector_score) VALUES (:u, :e, 'm', 200, 2.0)"
+                ),
+                {"u": user_id, "e": bytes(1024)},
+            )
+        up = alembic(scratch_db, "upgrade", "heads")
+        assert up.returncode == 0, up.stderr
+        with engine.begin() as conn:
+            rows = conn.execute(
+                text("SELECT status, reviewed_by, reviewed_at FROM face_enrollments")
+            ).all()
+            assert [tuple(r) for r in rows] == [("approved", None, None)]
+            conn.execute(
+                text(
+                    "INSERT INTO face_enrollments (user_id, encoding, model, face_px, "
+                    "detector_score) VALUES (:u, :e, 'm', 200, 2.0)"
+                ),
+                {"u": user_id, "e": bytes(1024)},
+            )
+            statuses = conn.scalars(text("SELECT status FROM face_enrollments ORDER BY id"))
+            assert list(statuses) == ["approved", "pending"]
+    finally:
+        engine.dispose()

@@ -15,6 +15,8 @@ import uuid
 import numpy as np
 import pytest
 from conftest import require_face_photos, wait_for_job
+from exam_factories import class_of
+from face_photos import pair_107_75
 from PIL import Image
 from sqlalchemy import func, select
 
@@ -47,10 +49,10 @@ def png(image: Image.Image) -> bytes:
 @pytest.fixture(scope="module")
 def templates() -> dict[str, bytes]:
     """Stored-form templates of the three enrollment photos, as the worker computes them."""
-    from worker.face_pipeline import ENROLL_MIN_FACE_PX, decode_image, encode_single_face
+    from worker.face_pipeline import decode_image, encode_enrollment_face
 
     return {
-        who: encoding_to_bytes(encode_single_face(decode_image(photo(name)), ENROLL_MIN_FACE_PX)[0])
+        who: encoding_to_bytes(encode_enrollment_face(decode_image(photo(name)))[0])
         for who, name in ENROLL.items()
     }
 
@@ -70,6 +72,7 @@ def enrolled(db, people, templates):
                 model="dlib_face_recognition_resnet_model_v1",
                 face_px=200,
                 detector_score=2.0,
+                status="approved",
             )
         )
     db.commit()
@@ -101,11 +104,20 @@ def count(db, model, *where) -> int:
     return db.scalar(select(func.count()).select_from(model).where(*where))
 
 
-async def test_enroll_three_students(client, worker, people, admin, auth_for, db, templates):
+async def test_enroll_three_students(
+    client, worker, people, admin, instructor, auth_for, db, templates
+):
+    from common.models import ClassMember, SchoolClass
+
     obama = people["obama"]
-    # The student themself, and an admin for the two others.
-    headers = {"obama": auth_for(obama)}
-    headers["biden"] = headers["miranda"] = auth_for(admin)
+    group = SchoolClass(owner_id=instructor.id, name="Miranda's class")
+    db.add(group)
+    db.flush()
+    db.add(ClassMember(class_id=group.id, user_id=people["miranda"].id))
+    db.commit()
+    # The student themself, an admin, and an instructor of the student's class.
+    headers = {"obama": auth_for(obama), "biden": auth_for(admin)}
+    headers["miranda"] = auth_for(instructor)
     jobs = {
         who: await submit(client, f"/v1/users/{people[who].id}/faces", headers[who], photo(name))
         for who, name in ENROLL.items()
@@ -114,7 +126,7 @@ async def test_enroll_three_students(client, worker, people, admin, auth_for, db
     for who, job in done.items():
         assert job["status"] == "succeeded", (who, job, worker.log()[-3000:])
         result = job["result"]
-        assert set(result) == {"face_id", "model", "quality"}
+        assert set(result) == {"face_id", "status", "model", "quality"}
         assert result["model"] == "dlib_face_recognition_resnet_model_v1"
         assert result["quality"]["face_px"] >= 80 and result["quality"]["detector_score"] > 0
         row = db.get(FaceEnrollment, result["face_id"])
@@ -125,13 +137,25 @@ async def test_enroll_three_students(client, worker, people, admin, auth_for, db
         )
         assert np.allclose(stored, encoding_from_bytes(templates[who]), atol=1e-6)
 
-    # Nothing biometric in the job rows, and the photos are gone.
+    # Obama's own enrollment waits for review with its photo; a reviewer's upload is their
+    # approval, and its photo is gone.
+    assert {who: job["result"]["status"] for who, job in done.items()} == {
+        "obama": "pending",
+        "biden": "approved",
+        "miranda": "approved",
+    }
+    rows = {who: db.get(FaceEnrollment, job["result"]["face_id"]) for who, job in done.items()}
+    assert rows["obama"].reviewed_by is None and rows["obama"].reviewed_at is None
+    assert rows["biden"].reviewed_by == admin.id
+    assert rows["miranda"].reviewed_by == instructor.id and rows["miranda"].reviewed_at
+    # Nothing biometric in the job rows; only the pending enrollment's photo is left.
     for job in db.scalars(select(Job)):
         assert len(json.dumps(job.params)) < 100 and len(json.dumps(job.result)) < 200
-    assert count(db, FacePhoto) == 0
+    assert [p.id for p in db.scalars(select(FacePhoto))] == [rows["obama"].photo_id]
     r = await client.get(f"/v1/users/{obama.id}/faces", headers=auth_for(obama))
     assert r.status_code == 200 and len(r.json()) == 1
     assert r.json()[0]["id"] == done["obama"]["result"]["face_id"]
+    assert r.json()[0]["status"] == "pending" and r.json()[0]["photo_kept"] is True
 
 
 async def test_obama_checks_in_with_five_photos_and_one_record(
@@ -214,7 +238,7 @@ def _tiny_face_photo(face_px: int) -> bytes:
 
 
 async def test_unusable_photos_fail_with_clear_codes_and_the_worker_goes_on(
-    client, worker, student, exam, auth_for, db
+    client, worker, student, admin, exam, auth_for, db
 ):
     jpeg = photo("obama.jpg")
     gradient = np.tile(np.linspace(0, 255, 800, dtype=np.uint8), (600, 1))
@@ -227,7 +251,8 @@ async def test_unusable_photos_fail_with_clear_codes_and_the_worker_goes_on(
         # 100 megapixels in a few KB: refused from the header, never decoded.
         "image_too_large": [png(Image.new("1", (10_000, 10_000)))],
         "no_face": [png(Image.fromarray(gradient))],
-        "multiple_faces": [photo("two_people.jpg")],
+        # The real pair photo, and the issue's pair: 107 px and 75 px (under the 80 px floor).
+        "multiple_faces": [photo("two_people.jpg"), pair_107_75()],
         "face_too_small": [_tiny_face_photo(50)],
     }
     h = auth_for(student)
@@ -246,7 +271,12 @@ async def test_unusable_photos_fail_with_clear_codes_and_the_worker_goes_on(
         assert job["error"]["message"]
     assert jobs[-1]["status"] == "succeeded", jobs[-1]
     assert count(db, FaceEnrollment) == 1
-    assert count(db, FacePhoto) == 0  # failed jobs delete their photo too
+    # Failed jobs delete their photo too; the good one waits for its reviewer.
+    assert count(db, FacePhoto) == 1
+    face_id = jobs[-1]["result"]["face_id"]
+    r = await client.post(f"{url}/{face_id}/approve", headers=auth_for(admin))
+    assert r.status_code == 200, r.text
+    assert count(db, FacePhoto) == 0
 
     # A check-in photo without a face fails the same way and records nothing.
     task_id = await submit(client, f"/v1/tests/{exam.id}/check-in", h, cases["no_face"][0])
@@ -270,7 +300,7 @@ async def test_a_photo_deleted_before_its_job_runs(isolated, app, worker, studen
     assert count(db, FaceEnrollment) == 0
 
 
-async def test_kept_photos(isolated, worker, settings, student, exam, auth_for, db):
+async def test_kept_photos(isolated, worker, settings, student, admin, exam, auth_for, db):
     # An API with KEEP_FACE_PHOTOS, on the shared worker's queue.
     client, _, _ = await isolated(keep_face_photos=True, redis_key_prefix=settings.redis_key_prefix)
     h = auth_for(student)
@@ -282,6 +312,9 @@ async def test_kept_photos(isolated, worker, settings, student, exam, auth_for, 
     assert db.get(FacePhoto, face.photo_id).data == photo("obama.jpg")
     r = await client.get(url, headers=h)
     assert r.json()[0]["photo_kept"] is True
+    # Approved, the photo stays: it arrived under KEEP_FACE_PHOTOS.
+    r = await client.post(f"{url}/{face.id}/approve", headers=auth_for(admin))
+    assert r.status_code == 200 and r.json()["photo_kept"] is True
     check_in = await submit(client, f"/v1/tests/{exam.id}/check-in", h, photo("obama2.jpg"))
     assert (await wait_for_job(client, check_in, h))["result"]["verified"] is True
     assert count(db, FacePhoto) == 2
@@ -337,3 +370,138 @@ def test_dlib_is_loaded_in_the_worker_children_only(worker):
         assert time.monotonic() < deadline, "worker children without dlib"
         time.sleep(0.2)
     assert not has_dlib(worker.proc.pid)
+
+
+# -- enrollments are vouched for -----------------------------------------------------------
+
+
+async def test_a_students_own_enrollment_counts_once_approved(
+    client, worker, people, instructor, exam, auth_for, db
+):
+    obama = people["obama"]
+    class_of(db, instructor, obama)
+    h, hi = auth_for(obama), auth_for(instructor)
+    url = f"/v1/users/{obama.id}/faces"
+    job = await wait_for_job(client, await submit(client, url, h, photo("obama.jpg")), h)
+    assert job["status"] == "succeeded", job
+    assert job["result"]["status"] == "pending"
+    face_id = job["result"]["face_id"]
+
+    # Not yet: the check-in is refused at once, nothing is queued.
+    r = await client.post(
+        f"/v1/tests/{exam.id}/check-in",
+        files={"file": ("me.jpg", photo("obama2.jpg"), "image/jpeg")},
+        headers=h,
+    )
+    assert r.status_code == 409 and r.json()["error"]["code"] == "not_enrolled"
+
+    # The instructor compares the photo with the student, then approves.
+    r = await client.get(f"{url}/{face_id}/photo", headers=hi)
+    assert r.status_code == 200 and r.content == photo("obama.jpg")
+    r = await client.post(f"{url}/{face_id}/approve", headers=hi)
+    assert r.status_code == 200 and r.json()["status"] == "approved"
+    assert count(db, FacePhoto) == 0
+
+    check_in = await submit(client, f"/v1/tests/{exam.id}/check-in", h, photo("obama2.jpg"))
+    job = await wait_for_job(client, check_in, h, timeout=90)
+    assert job["status"] == "succeeded" and job["result"]["verified"] is True, job
+
+
+async def test_class_photos_match_approved_enrollments_only(
+    client, worker, enrolled, exam, instructor, admin, auth_for, db
+):
+    # Biden's enrollment waits for review: his face in the class photo is someone unknown.
+    db.execute(
+        FaceEnrollment.__table__.update()
+        .where(FaceEnrollment.user_id == enrolled["biden"].id)
+        .values(status="pending")
+    )
+    db.commit()
+    h = auth_for(instructor)
+    url = f"/v1/tests/{exam.id}/attendance/photo"
+    job = await wait_for_job(client, await submit(client, url, h, photo("two_people.jpg")), h)
+    assert job["status"] == "succeeded", job
+    assert [m["user_id"] for m in job["result"]["matched"]] == [enrolled["obama"].id]
+    assert job["result"]["unknown_faces"] == 1
+    # Nor does a pending enrollment let its student check in by photo (a 409 at once).
+    r = await client.post(
+        f"/v1/tests/{exam.id}/check-in",
+        files={"file": ("me.jpg", photo("biden.jpg"), "image/jpeg")},
+        headers=auth_for(enrolled["biden"]),
+    )
+    assert r.status_code == 409
+    # Rejected: never matched either.
+    biden_face = db.scalar(select(FaceEnrollment.id).filter_by(user_id=enrolled["biden"].id))
+    r = await client.post(
+        f"/v1/users/{enrolled['biden'].id}/faces/{biden_face}/reject", headers=auth_for(admin)
+    )
+    assert r.status_code == 200
+    job = await wait_for_job(client, await submit(client, url, h, photo("two_people.jpg")), h)
+    assert [m["user_id"] for m in job["result"]["matched"]] == [enrolled["obama"].id]
+
+
+async def test_without_approval_an_enrollment_counts_at_once(isolated, student, auth_for, db):
+    client, _, start = await isolated(face_enrollment_approval=False)
+    start()
+    h = auth_for(student)
+    url = f"/v1/users/{student.id}/faces"
+    job = await wait_for_job(
+        client, await submit(client, url, h, photo("obama.jpg")), h, timeout=90
+    )
+    assert job["status"] == "succeeded", job
+    assert job["result"]["status"] == "approved"
+    (listed,) = (await client.get(url, headers=h)).json()
+    assert listed["status"] == "approved" and listed["reviewed_by"] is None
+    assert count(db, FacePhoto) == 0
+
+
+async def test_an_upload_by_a_demoted_instructor_is_not_an_approval(
+    isolated, app, worker, student, instructor, auth_for, db
+):
+    from common.models import User
+
+    class_of(db, instructor, student)
+    parked, _, _ = await isolated()  # no worker on its prefix: the enrollment stays queued
+    hi = auth_for(instructor)
+    task_id = await submit(parked, f"/v1/users/{student.id}/faces", hi, photo("obama.jpg"))
+    db.execute(User.__table__.update().where(User.id == instructor.id).values(role="student"))
+    db.commit()
+    app.state.resources.publisher.publish("faces.enroll", uuid.UUID(task_id))
+    job = await wait_for_job(parked, task_id, auth_for(db.get(User, instructor.id)), timeout=90)
+    assert job["status"] == "succeeded", job
+    assert job["result"]["status"] == "pending"
+    assert db.get(FaceEnrollment, job["result"]["face_id"]).reviewed_by is None
+
+
+async def test_the_stale_photo_sweep_spares_photos_waiting_for_review(
+    client, worker, student, admin, make_user, auth_for, db
+):
+    from datetime import UTC, datetime, timedelta
+
+    two_days_ago = datetime.now(UTC) - timedelta(days=2)
+    waiting = FacePhoto(
+        purpose="enroll", user_id=student.id, size_bytes=3, data=b"abc", created_at=two_days_ago
+    )
+    orphan = FacePhoto(
+        purpose="check_in", user_id=student.id, size_bytes=3, data=b"xyz", created_at=two_days_ago
+    )
+    db.add_all([waiting, orphan])
+    db.flush()
+    db.add(
+        FaceEnrollment(
+            user_id=student.id,
+            encoding=bytes(1024),
+            model="dlib_face_recognition_resnet_model_v1",
+            face_px=200,
+            detector_score=2.0,
+            photo_id=waiting.id,
+        )
+    )
+    db.commit()
+    other = make_user("student")
+    h = auth_for(admin)
+    job = await wait_for_job(
+        client, await submit(client, f"/v1/users/{other.id}/faces", h, photo("biden.jpg")), h
+    )
+    assert job["status"] == "succeeded", job
+    assert [p.id for p in db.scalars(select(FacePhoto))] == [waiting.id]

@@ -19,18 +19,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import require_face_photos
+from face_photos import large_with_small_rival, pair_107_75, subject_with_background_face
 from PIL import Image
 
 from common.faces import DEFAULT_TOLERANCE, assign_faces, encoding_from_bytes, encoding_to_bytes
 from common.faces import verify as verify_face
 from worker.face_pipeline import (
     DEFAULT_MIN_FACE_PX,
+    ENROLL_MIN_FACE_PX,
     MODEL_NAME,
     FaceError,
     FaceQuality,
     decode_image,
     detect_faces,
     encode_all_faces,
+    encode_enrollment_face,
     encode_single_face,
     preload,
 )
@@ -318,3 +321,43 @@ def test_detect_faces_maps_boxes_back_to_full_resolution() -> None:
 def test_wrong_array_is_a_programming_error() -> None:
     with pytest.raises(ValueError, match="RGB uint8"):
         detect_faces(np.zeros((10, 10), dtype=np.uint8))
+
+
+def test_enrollment_refuses_a_second_face_under_the_enrollment_floor() -> None:
+    """The issue's 107 px + 75 px pair: the smaller face no longer slips under the 80 px floor."""
+    image = decode_image(pair_107_75())
+    _, quality = encode_single_face(image, ENROLL_MIN_FACE_PX)  # the old rule enrolled it
+    assert quality.face_px >= ENROLL_MIN_FACE_PX
+    err = expect_error("multiple_faces", lambda: encode_enrollment_face(image))
+    assert "second face" in err.message
+
+
+def test_enrollment_finds_a_second_face_the_quick_look_misses() -> None:
+    image = decode_image(large_with_small_rival())
+    sizes = [d.box.size for d in detect_faces(image, upsample=0)]
+    assert len(sizes) == 1  # the check-in look sees the subject only
+    expect_error("multiple_faces", lambda: encode_enrollment_face(image))
+
+
+def test_enrollment_ignores_a_background_face_and_encodes_like_a_check_in(
+    obama: np.ndarray,
+) -> None:
+    image = decode_image(subject_with_background_face())
+    encoding, quality = encode_enrollment_face(image)
+    assert quality.face_px >= 200 and quality.min_face_px == ENROLL_MIN_FACE_PX
+    assert verify_face(encoding, obama).verified
+    # The subject is found and encoded exactly as a check-in photo's face is.
+    assert np.array_equal(encoding, encode_single_face(image)[0])
+
+
+@pytest.mark.parametrize("name", ENROLL.values())
+def test_single_face_photos_enroll(name: str, encoded: Encoded) -> None:
+    encoding, quality = encode_enrollment_face(decode_image(photo(name)))
+    assert np.array_equal(encoding, encoded[name][0])
+    assert quality.face_px == encoded[name][1].face_px
+
+
+def test_enrollment_refuses_the_real_pair_photo() -> None:
+    expect_error(
+        "multiple_faces", lambda: encode_enrollment_face(decode_image(photo("two_people.jpg")))
+    )

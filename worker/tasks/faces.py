@@ -7,6 +7,10 @@ under KEEP_FACE_PHOTOS) and marks itself succeeded in one final transaction. A j
 which is retried, leaves it for the next attempt. Neither encodings nor photo bytes are ever
 logged or put in a job's params or result.
 
+An enrollment's status (pending, or approved at once when a reviewer of the student uploaded
+it or approval is off) and which enrollments are matched (approved ones): common/face_review.py.
+A pending enrollment keeps its photo for the reviewer until the decision.
+
 Photo problems fail the job with the pipeline's codes: bad_image, image_too_large, no_face,
 multiple_faces, face_too_small. photo_missing: the photo was deleted meanwhile (with its user,
 its test, or by DELETE /v1/users/{id}/faces).
@@ -26,7 +30,7 @@ from sqlalchemy import delete, exists, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from common import faces
+from common import face_review, faces
 from common.models import (
     Attendance,
     ClassMember,
@@ -120,10 +124,13 @@ def _claim_photo(session: Session, photo_id: int) -> bool:
 def _release_photo(session: Session, photo_id: int, keep: bool) -> None:
     if not keep:
         session.execute(delete(FacePhoto).where(FacePhoto.id == photo_id))
-    # Photos of jobs that never ended (e.g. the database was down when they failed).
+    # Photos of jobs that never ended (e.g. the database was down when they failed); not the
+    # photo of an enrollment waiting for review.
     session.execute(
         delete(FacePhoto).where(
-            FacePhoto.keep.is_(False), FacePhoto.created_at < datetime.now(UTC) - STALE_PHOTO_AGE
+            FacePhoto.keep.is_(False),
+            FacePhoto.created_at < datetime.now(UTC) - STALE_PHOTO_AGE,
+            ~exists().where(FaceEnrollment.photo_id == FacePhoto.id),
         )
     )
 
@@ -156,18 +163,24 @@ def _require_test(session: Session, test_id: int) -> None:
 
 
 def _enrollments(session: Session, user_ids: list[int] | None) -> dict[int, list[bytes]]:
-    """Stored encodings of the current model, by user; all active students when None."""
+    """Approved encodings of the current model, by user; all active students when None."""
     query = (
         select(FaceEnrollment.user_id, FaceEnrollment.encoding)
         .join(User, User.id == FaceEnrollment.user_id)
-        .where(FaceEnrollment.model == fp.MODEL_NAME, User.role == "student", User.is_active)
+        .where(
+            face_review.counts_for_matching(),
+            FaceEnrollment.model == fp.MODEL_NAME,
+            User.role == "student",
+            User.is_active,
+        )
         .order_by(FaceEnrollment.user_id, FaceEnrollment.id)
     )
     if user_ids is not None:
         query = query.where(FaceEnrollment.user_id.in_(user_ids))
     out: dict[int, list[bytes]] = {}
     for user_id, encoding in session.execute(query):
-        out.setdefault(user_id, []).append(bytes(encoding))
+        if encoding is not None:  # always, once approved (ck_face_enrollments_encoding_kept)
+            out.setdefault(user_id, []).append(bytes(encoding))
     return out
 
 
@@ -187,7 +200,7 @@ def _enroll(ctx: JobContext, photo_id: int) -> None:
     stages = _Stages()
     image = _decode(photo_id, stages)
     try:
-        encoding, quality = fp.encode_single_face(image, fp.ENROLL_MIN_FACE_PX)
+        encoding, quality = fp.encode_enrollment_face(image)
     except fp.FaceError as exc:
         raise JobFailed(exc.code, exc.message) from exc
     del image
@@ -201,27 +214,37 @@ def _enroll(ctx: JobContext, photo_id: int) -> None:
         count = session.scalar(
             select(func.count())
             .select_from(FaceEnrollment)
-            .where(FaceEnrollment.user_id == user_id)
+            .where(FaceEnrollment.user_id == user_id, face_review.counts_toward_cap())
         )
         if (count or 0) >= settings.face_max_enrollments:
             raise JobFailed(
                 "too_many_enrollments",
                 f"At most {settings.face_max_enrollments} face enrollments per user.",
             )
+        reviewer = _vouching_uploader(session, photo_id, user_id)
+        status = face_review.initial_status(
+            approval_required=settings.face_enrollment_approval, vouched=reviewer is not None
+        )
+        # A pending enrollment keeps its photo for the reviewer until the decision.
+        retain = keep or status == face_review.PENDING
         row = FaceEnrollment(
             user_id=user_id,
             encoding=faces.encoding_to_bytes(encoding),
             model=fp.MODEL_NAME,
             face_px=quality.face_px,
             detector_score=quality.detector_score,
-            photo_id=photo_id if keep else None,
+            photo_id=photo_id if retain else None,
+            status=status,
+            reviewed_by=reviewer,
+            reviewed_at=func.now() if reviewer is not None else None,
         )
         session.add(row)
         session.flush()
-        _release_photo(session, photo_id, keep)
+        _release_photo(session, photo_id, retain)
         ctx.set_result(
             {
                 "face_id": row.id,
+                "status": status,
                 "model": fp.MODEL_NAME,
                 "quality": {
                     "face_px": quality.face_px,
@@ -231,6 +254,20 @@ def _enroll(ctx: JobContext, photo_id: int) -> None:
         )
     stages.mark("write")
     log.info("faces.enrolled", **stages.ms)
+
+
+def _vouching_uploader(session: Session, photo_id: int, student_id: int) -> int | None:
+    """The uploader of the photo if they are, now, a reviewer of the student: their upload is
+    their approval. A student's own upload, or one by a user demoted meanwhile, is not."""
+    uploader = session.scalar(
+        select(User)
+        .join(FacePhoto, FacePhoto.uploaded_by == User.id)
+        .where(FacePhoto.id == photo_id)
+    )
+    if uploader is None or not uploader.is_active:
+        return None
+    allowed = session.scalar(select(face_review.may_review(uploader.id, uploader.role, student_id)))
+    return uploader.id if allowed else None
 
 
 # -- check-in ------------------------------------------------------------------------------
