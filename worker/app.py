@@ -42,6 +42,26 @@ def _note_queues(instance: Any = None, **_: Any) -> None:
     _consumes_biometrics = BIOMETRICS_QUEUE in queues
 
 
+_reaper: Any = None
+
+
+@signals.worker_ready.connect
+def _start_reaper(**_: Any) -> None:
+    # In the main process, once the pool has forked: every worker reaps lost jobs (see
+    # common.job_leases), so no beat process is needed and a fresh worker reaps as it starts.
+    global _reaper
+    from worker.leases import Reaper
+
+    _reaper = Reaper(app, settings)
+    _reaper.start()
+
+
+@signals.worker_shutdown.connect
+def _stop_reaper(**_: Any) -> None:
+    if _reaper is not None:
+        _reaper.stop()
+
+
 @signals.worker_process_init.connect
 def _init_child(**_: Any) -> None:
     # Each prefork child gets its own engine: sockets inherited across fork are shared state.
