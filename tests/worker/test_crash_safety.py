@@ -155,7 +155,7 @@ async def test_the_original_message_restored_later_writes_nothing(isolated, admi
     client, _, start = await isolated(job_lease_seconds=2, job_heartbeat_seconds=1)
     first = start(concurrency=1, **SHORT_LIMITS)
     h = auth_for(admin)
-    task_id = await _start_echo(client, h, delay=5)
+    task_id = await _start_echo(client, h, delay=2)  # well under the 5 s soft time limit
     await wait_for_job(client, task_id, h, until=lambda j: j["status"] == "progress")
     first.stop(signal.SIGKILL)
     fresh = start(concurrency=2, **SHORT_LIMITS)
