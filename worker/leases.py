@@ -11,17 +11,20 @@ from __future__ import annotations
 
 import threading
 import uuid
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
 import structlog
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, update
 from sqlalchemy.orm import sessionmaker
 from sqlalchemy.pool import NullPool
 
 from common import job_leases
 from common.db import sync_url
 from common.jobs import CeleryPublisher, Publisher
+from common.models import Job
+from common.models.jobs import FINISHED_STATUSES
 from common.settings import Settings, get_settings
 from worker.runtime import db
 
@@ -101,6 +104,24 @@ class Reaper:
 
     def start(self) -> None:
         self._thread.start()
+
+    def fail_timed_out(self, job_id: str) -> None:
+        """The pool killed a child at its hard time limit: the job failed (`timeout`), it was
+        not lost; without this its lease would expire and it would run again."""
+        now = datetime.now(UTC)
+        with self.sessions() as session, session.begin():
+            session.execute(
+                update(Job)
+                .where(Job.id == uuid.UUID(job_id), Job.status.not_in(FINISHED_STATUSES))
+                .values(
+                    status="failed",
+                    error_code="timeout",
+                    error_message="The task ran out of time.",
+                    finished_at=now,
+                    updated_at=now,
+                    **job_leases.released(),
+                )
+            )
 
     def stop(self) -> None:
         self._stop.set()

@@ -171,6 +171,28 @@ async def test_the_original_message_restored_later_writes_nothing(isolated, admi
     assert _echo_rows(db, task_id) == 1
 
 
+async def test_a_child_killed_at_its_hard_time_limit_fails_timeout_and_is_not_rerun(
+    isolated, admin, auth_for, db
+):
+    # A stopped child ignores its soft time limit; the pool kills it at the hard one. That is
+    # a timeout, not a lost worker: the job fails once and its lease does not bring it back.
+    client, _, start = await isolated(job_lease_seconds=10, job_heartbeat_seconds=5)
+    worker = start(concurrency=1, TASK_SOFT_TIME_LIMIT="2", TASK_TIME_LIMIT="3")
+    h = auth_for(admin)
+    task_id = await _start_echo(client, h, delay=60)
+    await wait_for_job(client, task_id, h, until=lambda j: j["status"] == "progress")
+    os.kill(worker.children()[0], signal.SIGSTOP)
+    job = await wait_for_job(client, task_id, h, timeout=30)
+    assert job["status"] == "failed", job
+    assert job["error"]["code"] == "timeout" and job["attempts"] == 1
+    await asyncio.sleep(12)  # past the lease it held: still failed, never run again
+    job = (await client.get(f"/v1/tasks/{task_id}", headers=h)).json()
+    assert (job["status"], job["attempts"]) == ("failed", 1), job
+    db.expire_all()
+    assert db.get(Job, task_id).lost_runs == 0
+    assert _echo_rows(db, task_id) == 0
+
+
 async def test_broker_down_at_enqueue_is_503_and_recovers(isolated, admin, auth_for, db, tmp_path):
     from common import embedded
 
