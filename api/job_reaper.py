@@ -20,15 +20,14 @@ from common import job_leases
 log = structlog.get_logger(__name__)
 
 
-async def reap_once(resources: Resources) -> int:
-    """One pass; one transaction per job, so a failed publish leaves it to the next pass."""
+async def reap_once(resources: Resources) -> float:
+    """One pass; one transaction per job, so a failed publish leaves it to the next pass.
+    Returns the pause before the next pass."""
     settings = resources.settings
-    handled = 0
-    while handled < job_leases.REAP_BATCH:
+    namespace = settings.redis_key_prefix
+    for _ in range(job_leases.REAP_BATCH):
         async with resources.db.sessionmaker() as session, session.begin():
-            job = (
-                await session.scalars(job_leases.next_lost_job(settings.redis_key_prefix))
-            ).first()
+            job = (await session.scalars(job_leases.next_lost_job(namespace))).first()
             if job is None:
                 break
             if job_leases.record_lost_run(job, settings.job_max_attempts):
@@ -36,17 +35,19 @@ async def reap_once(resources: Resources) -> int:
             log.warning(
                 "job.worker_lost", job_id=str(job.id), status=job.status, lost_runs=job.lost_runs
             )
-        handled += 1
-    return handled
+    async with resources.db.sessionmaker() as session:
+        expiry = await session.scalar(job_leases.next_expiry_in(namespace))
+    return job_leases.pause_after_pass(expiry, settings.job_heartbeat_seconds)
 
 
 async def _loop(resources: Resources) -> None:
     while True:
+        pause: float = resources.settings.job_heartbeat_seconds
         try:
-            await reap_once(resources)
+            pause = await reap_once(resources)
         except Exception as exc:  # database or broker down: the next pass tries again
             log.warning("job.reaper_failed", error=repr(exc))
-        await asyncio.sleep(resources.settings.job_heartbeat_seconds)
+        await asyncio.sleep(pause)
 
 
 @contextlib.asynccontextmanager

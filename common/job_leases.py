@@ -102,6 +102,25 @@ def next_lost_job(namespace: str) -> Select[Job]:
     )
 
 
+def next_expiry_in(namespace: str) -> Select[Any]:
+    """Seconds until the earliest lease of this namespace expires (None: no job holds one)."""
+    return select(func.extract("epoch", func.min(Job.lease_expires_at) - func.now())).where(
+        Job.lease_expires_at.is_not(None),
+        Job.status.in_(LEASED_STATUSES),
+        Job.queue_namespace == namespace,
+    )
+
+
+def pause_after_pass(seconds_to_expiry: float | None, heartbeat: float) -> float:
+    """How long a reaper sleeps: its interval, or less when a lease expires sooner (a live
+    job's lease is always at least a heartbeat away, so only dying ones wake it early). At
+    least half a second: an expired lease whose row is locked (a long final transaction, whose
+    heartbeat waits on that lock) must not make the reapers spin."""
+    if seconds_to_expiry is None:
+        return float(heartbeat)
+    return min(float(heartbeat), max(0.5, float(seconds_to_expiry) + 0.05))
+
+
 def record_lost_run(job: Job, max_attempts: int) -> bool:
     """Count the lost run on a locked job; True when it goes back to the queue (re-publish it).
 

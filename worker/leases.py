@@ -73,13 +73,13 @@ class Heartbeat:
                 return
 
 
-def reap_once(session_factory: Any, publisher: Publisher, settings: Settings) -> int:
+def reap_once(session_factory: Any, publisher: Publisher, settings: Settings) -> float:
     """Queue again (and re-publish) or fail the jobs whose lease expired; one transaction each,
-    so a failed publish leaves its job to the next pass. Returns how many were handled."""
-    handled = 0
-    while handled < job_leases.REAP_BATCH:
+    so a failed publish leaves its job to the next pass. Returns the pause before the next."""
+    namespace = settings.redis_key_prefix
+    for _ in range(job_leases.REAP_BATCH):
         with session_factory() as session, session.begin():
-            job = session.scalars(job_leases.next_lost_job(settings.redis_key_prefix)).first()
+            job = session.scalars(job_leases.next_lost_job(namespace)).first()
             if job is None:
                 break
             if job_leases.record_lost_run(job, settings.job_max_attempts):
@@ -87,12 +87,14 @@ def reap_once(session_factory: Any, publisher: Publisher, settings: Settings) ->
             log.warning(
                 "job.worker_lost", job_id=str(job.id), status=job.status, lost_runs=job.lost_runs
             )
-        handled += 1
-    return handled
+    with session_factory() as session:
+        expiry = session.scalar(job_leases.next_expiry_in(namespace))
+    return job_leases.pause_after_pass(expiry, settings.job_heartbeat_seconds)
 
 
 class Reaper:
-    """The main process's reaper thread: a pass at start, then every JOB_HEARTBEAT_SECONDS."""
+    """The main process's reaper thread: a pass at start, then every JOB_HEARTBEAT_SECONDS, or
+    as soon as a lease expires."""
 
     def __init__(self, celery_app: Any, settings: Settings) -> None:
         self.settings = settings
@@ -130,9 +132,10 @@ class Reaper:
 
     def _run(self) -> None:
         while True:
+            pause: float = self.settings.job_heartbeat_seconds
             try:
-                reap_once(self.sessions, self.publisher, self.settings)
+                pause = reap_once(self.sessions, self.publisher, self.settings)
             except Exception as exc:  # database or broker down: the next pass tries again
                 log.warning("job.reaper_failed", error=repr(exc))
-            if self._stop.wait(self.settings.job_heartbeat_seconds):
+            if self._stop.wait(pause):
                 return

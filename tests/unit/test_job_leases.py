@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 
-from common.job_leases import holder_id, holder_is_dead, record_lost_run
+from common.job_leases import holder_id, holder_is_dead, pause_after_pass, record_lost_run
 from common.models import Job
 
 
@@ -51,3 +51,10 @@ def test_only_a_vanished_process_on_this_host_is_known_dead():
     assert not holder_is_dead(f"another-{host}:{gone.pid}")  # can't tell: wait for the lease
     assert not holder_is_dead(None) and not holder_is_dead("garbage")
     assert holder_id() == f"{host}:{os.getpid()}"
+
+
+def test_a_reaper_wakes_when_the_next_lease_expires_but_never_spins():
+    assert pause_after_pass(None, heartbeat=10) == 10
+    assert pause_after_pass(25.0, heartbeat=10) == 10  # live jobs: the usual interval
+    assert pause_after_pass(3.0, heartbeat=10) == 3.05  # a dying one: wake as it expires
+    assert pause_after_pass(-4.0, heartbeat=10) == 0.5  # expired but locked: no busy loop
