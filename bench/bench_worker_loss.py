@@ -5,7 +5,9 @@ a fresh worker started at once (as a supervisor would), and the time from the ki
 reading `succeeded` on the fresh worker: p50 of 10 runs, with the default lease settings
 (JOB_LEASE_SECONDS=30, JOB_HEARTBEAT_SECONDS=10) and the default one-hour visibility timeout.
 Production layout: gunicorn (2 uvicorn workers, each with its reaper) and Celery workers.
-Target: under 45 s.
+Target: under 45 s. The kill comes just after the job started, when its lease was just taken:
+the whole lease must run out (the slow end; a kill later in a run is noticed up to a heartbeat
+sooner). Measured on the 2-core machine: p50 31.1 s (min 31.0, max 31.4).
 """
 
 from __future__ import annotations
