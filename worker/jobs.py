@@ -2,7 +2,9 @@
 
 Every task body runs through `run_job`, which makes tasks idempotent (a redelivered task whose
 job already ended returns at once) and commits a task's domain writes together with its job's
-final status, so a crash can never leave writes without a finished job, or the reverse.
+final status, so a crash can never leave writes without a finished job, or the reverse. A run
+holds its job's lease (common.job_leases) from its start, renewed by a heartbeat, until it ends;
+a second delivery of a job whose run still holds a live lease does nothing.
 """
 
 from __future__ import annotations
