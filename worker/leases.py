@@ -66,7 +66,7 @@ class Heartbeat:
             except Exception as exc:  # the database is down: the next beat tries again
                 log.warning("job.heartbeat_failed", job_id=str(self.job_id), error=repr(exc))
                 continue
-            if held is None:
+            if held is None and not self._stop.is_set():
                 # Reaped (e.g. this process stalled past its lease) or ended elsewhere: the
                 # run goes on, and its final transaction finds out whether it still counts.
                 log.warning("job.lease_lost", job_id=str(self.job_id))
