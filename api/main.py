@@ -9,6 +9,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 
+from api import job_reaper
 from api.body_limit import BodyLimitMiddleware
 from api.client_address import TrustedProxiesMiddleware
 from api.errors import install_error_handlers
@@ -67,7 +68,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.resources = Resources.create(settings)
         try:
-            yield
+            async with job_reaper.running(app.state.resources):
+                yield
         finally:
             await app.state.resources.close()
 

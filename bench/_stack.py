@@ -111,6 +111,7 @@ def gunicorn(env: dict[str, str], workers: int = 2) -> Iterator[str]:
 def celery_worker(
     env: dict[str, str], queues: str = "default", concurrency: int = 2
 ) -> Iterator[subprocess.Popen[bytes]]:
+    """A worker in a process group of its own: `os.killpg(proc.pid, ...)` reaches its children."""
     log = Path(tempfile.gettempdir()) / f"bench-worker-{uuid.uuid4().hex[:6]}.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
@@ -136,6 +137,7 @@ def celery_worker(
             env={**env, "LOG_LEVEL": "info"},
             stdout=out,
             stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         deadline = time.monotonic() + 60
         while "ready." not in log.read_text(errors="replace"):

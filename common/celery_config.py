@@ -40,8 +40,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # Longer than the longest hard time limit, or Redis hands a running task to another
         # worker. The same value for broker and result backend keeps them consistent.
         "visibility_timeout": settings.broker_visibility_timeout,
-        # How soon a fresh worker reclaims tasks of a dead one: about a quarter of the
-        # visibility timeout after it expires (kombu's default sweep is every ~100 s).
+        # How often a worker restores a dead worker's unacked messages once the visibility
+        # timeout expired (kombu's default sweep is every ~100 s). Job leases, not this, bring
+        # a lost job back within a minute (common.job_leases); the restored message then
+        # finds its job running or finished and does nothing.
         "unacked_restore_interval": max(1, min(10, settings.broker_visibility_timeout // 4)),
         "unacked_restore_throttle": 1 if settings.broker_visibility_timeout < 600 else 10,
         "socket_connect_timeout": settings.broker_connect_timeout,

@@ -54,6 +54,13 @@ class Settings(BaseSettings):
     grading_task_time_limit: int = Field(1500, ge=2)
     worker_max_memory_per_child_kb: int = Field(1_500_000, ge=50_000)
     broker_connect_timeout: float = Field(2.0, gt=0)
+    # Job leases (common.job_leases): a running job's process renews its lease every
+    # JOB_HEARTBEAT_SECONDS for JOB_LEASE_SECONDS; the reapers (in every worker and API process)
+    # look for expired leases as often. A job whose worker is lost runs again, until it has lost
+    # JOB_MAX_ATTEMPTS runs: then it fails with `worker_lost`.
+    job_lease_seconds: int = Field(30, ge=2, le=3600)
+    job_heartbeat_seconds: int = Field(10, ge=1, le=1800)
+    job_max_attempts: int = Field(3, ge=1, le=100)
 
     # Flower
     flower_user: str = ""
@@ -199,6 +206,11 @@ class Settings(BaseSettings):
                     f"{MIN_JWT_SECRET_LENGTH} characters outside development "
                     '(python -c "import secrets; print(secrets.token_urlsafe(48))")'
                 )
+        if self.job_heartbeat_seconds * 2 > self.job_lease_seconds:
+            raise ValueError(
+                "JOB_LEASE_SECONDS must be at least twice JOB_HEARTBEAT_SECONDS, or one late "
+                "heartbeat loses a live job's lease"
+            )
         if self.task_time_limit <= self.task_soft_time_limit:
             raise ValueError("TASK_TIME_LIMIT must exceed TASK_SOFT_TIME_LIMIT")
         longest = max(self.task_time_limit, self.face_task_time_limit, self.grading_task_time_limit)

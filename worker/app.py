@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import structlog
+from billiard.exceptions import TimeLimitExceeded
 from celery import signals
 
 from common.celery_config import BIOMETRICS_QUEUE, make_celery
@@ -16,6 +18,7 @@ from common.logging import configure_logging
 from common.settings import get_settings
 from worker import runtime
 
+log = structlog.get_logger(__name__)
 settings = get_settings()
 app = make_celery(settings, main="mcq-worker")
 app.conf.include = [
@@ -40,6 +43,36 @@ def _note_queues(instance: Any = None, **_: Any) -> None:
     global _consumes_biometrics
     queues = set(instance.app.amqp.queues.consume_from) if instance is not None else set()
     _consumes_biometrics = BIOMETRICS_QUEUE in queues
+
+
+_reaper: Any = None
+
+
+@signals.worker_ready.connect
+def _start_reaper(**_: Any) -> None:
+    # In the main process, once the pool has forked: every worker reaps lost jobs (see
+    # common.job_leases), so no beat process is needed and a fresh worker reaps as it starts.
+    global _reaper
+    from worker.leases import Reaper
+
+    _reaper = Reaper(app, settings)
+    _reaper.start()
+
+
+@signals.task_failure.connect
+def _hard_time_limit(task_id: str | None = None, exception: Any = None, **_: Any) -> None:
+    # Sent in the main process when the pool kills a child at its hard time limit.
+    if _reaper is not None and task_id and isinstance(exception, TimeLimitExceeded):
+        try:
+            _reaper.fail_timed_out(task_id)
+        except Exception as exc:  # the lease expires instead: the job runs again
+            log.warning("job.timeout_not_recorded", job_id=task_id, error=repr(exc))
+
+
+@signals.worker_shutdown.connect
+def _stop_reaper(**_: Any) -> None:
+    if _reaper is not None:
+        _reaper.stop()
 
 
 @signals.worker_process_init.connect

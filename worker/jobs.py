@@ -2,7 +2,9 @@
 
 Every task body runs through `run_job`, which makes tasks idempotent (a redelivered task whose
 job already ended returns at once) and commits a task's domain writes together with its job's
-final status, so a crash can never leave writes without a finished job, or the reverse.
+final status, so a crash can never leave writes without a finished job, or the reverse. A run
+holds its job's lease (common.job_leases) from its start, renewed by a heartbeat, until it ends;
+a second delivery of a job whose run still holds a live lease does nothing.
 """
 
 from __future__ import annotations
@@ -24,8 +26,11 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
+from common import job_leases
 from common.models import Job
 from common.models.jobs import FINISHED_STATUSES
+from common.settings import get_settings
+from worker.leases import Heartbeat
 from worker.runtime import db
 
 log = structlog.get_logger(__name__)
@@ -104,6 +109,7 @@ class JobContext:
                     updated_at=_now(),
                     error_code=None,
                     error_message=None,
+                    **job_leases.released(),
                 )
             )
         self._finished = True
@@ -117,17 +123,29 @@ class _AlreadyFinished(Exception):
 
 
 def _start(job_id: uuid.UUID) -> JobContext | None:
-    """Mark the job started, or return None when there is nothing to do."""
+    """Mark the job started and take its lease, or return None when there is nothing to do."""
+    settings = get_settings()
     with db().transaction() as session:
-        job = session.execute(
-            select(Job).where(Job.id == job_id).with_for_update()
-        ).scalar_one_or_none()
-        if job is None:
+        row = session.execute(
+            select(Job, job_leases.lease_is_live()).where(Job.id == job_id).with_for_update()
+        ).one_or_none()
+        if row is None:
             log.warning("job.unknown", job_id=str(job_id))
             return None
+        job, live = row
         if job.status in FINISHED_STATUSES:
             log.info("job.already_finished", job_id=str(job_id), status=job.status)
             return None
+        if job.status in ("started", "progress"):
+            # Another delivery of a running job: a message restored by the visibility timeout,
+            # or requeued when a pool child died. A live run keeps it; a lost one hands it over.
+            if live and not job_leases.holder_is_dead(job.lease_holder):
+                log.info("job.duplicate_delivery", holder=job.lease_holder)
+                return None
+            if not job_leases.record_lost_run(job, settings.job_max_attempts):
+                log.warning("job.worker_lost", status=job.status, lost_runs=job.lost_runs)
+                return None
+            log.warning("job.worker_lost", status="queued", lost_runs=job.lost_runs)
         if job.cancel_requested:
             job.status, job.finished_at, job.updated_at = "canceled", _now(), _now()
             return None
@@ -135,6 +153,7 @@ def _start(job_id: uuid.UUID) -> JobContext | None:
         job.attempts += 1
         job.started_at = job.started_at or _now()
         job.updated_at = _now()
+        job_leases.take_lease(job, settings.job_lease_seconds, settings.redis_key_prefix)
         return JobContext(job.id, job.kind, job.owner_id, dict(job.params), job.attempts)
 
 
@@ -151,16 +170,25 @@ def _end(
                 error_message=message[:500] if message else None,
                 finished_at=_now(),
                 updated_at=_now(),
+                **job_leases.released(),
             )
         )
 
 
-def _mark_retrying(job_id: uuid.UUID, message: str) -> None:
+def _mark_retrying(job_id: uuid.UUID, message: str, countdown: float) -> None:
+    # The retry waits in this worker's memory: the lease covers the wait, so a reaper brings
+    # the job back if the worker is lost meanwhile.
+    lease = countdown + get_settings().job_lease_seconds
     with db().transaction() as session:
         session.execute(
             update(Job)
             .where(Job.id == job_id, Job.status.not_in(FINISHED_STATUSES))
-            .values(status="retrying", error_message=message[:500], updated_at=_now())
+            .values(
+                status="retrying",
+                error_message=message[:500],
+                updated_at=_now(),
+                lease_expires_at=job_leases.lease_until(lease),
+            )
         )
 
 
@@ -184,7 +212,8 @@ def run_job(task: Task, job_id_text: str, body: Callable[[JobContext], None]) ->
             return
         log.info("job.started", attempt=ctx.attempt)
         try:
-            body(ctx)
+            with Heartbeat(job_id):
+                body(ctx)
             if not ctx._finished:
                 with ctx.finish():
                     pass
@@ -206,12 +235,11 @@ def run_job(task: Task, job_id_text: str, body: Callable[[JobContext], None]) ->
                 _end(job_id, "failed", "unavailable", "A dependency stayed unavailable.")
                 raise
             # If the database itself is down, the status catches up on the next try.
+            countdown = backoff(task.request.retries)
             with contextlib.suppress(*TRANSIENT_ERRORS):
-                _mark_retrying(job_id, "A dependency is unavailable; retrying.")
+                _mark_retrying(job_id, "A dependency is unavailable; retrying.", countdown)
             log.warning("job.retrying", error=type(exc).__name__)
-            raise task.retry(
-                exc=exc, countdown=backoff(task.request.retries), max_retries=MAX_RETRIES
-            ) from exc
+            raise task.retry(exc=exc, countdown=countdown, max_retries=MAX_RETRIES) from exc
         except Exception:
             log.exception("job.crashed")
             _end(job_id, "failed", "internal_error", "The task failed unexpectedly.")

@@ -10,7 +10,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Index, Integer, String
+from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Index, Integer, String, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -29,6 +29,12 @@ class Job(CreatedAt, Base):
             name="status",
         ),
         Index("ix_jobs_owner_id_created_at", "owner_id", "created_at"),
+        # The reaper's scan: only jobs that hold a lease, i.e. running ones.
+        Index(
+            "ix_jobs_lease_expires_at",
+            "lease_expires_at",
+            postgresql_where=text("lease_expires_at IS NOT NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
@@ -51,3 +57,11 @@ class Job(CreatedAt, Base):
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The lease of the run in progress (common.job_leases): renewed by its process's heartbeat;
+    # once it expires, a reaper counts the run as lost and queues the job again.
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    lease_holder: Mapped[str | None] = mapped_column(String(128))  # "host:pid" of that process
+    # The broker key prefix the running worker consumed it from: a reaper re-publishes only
+    # into its own prefix (deployments, or test sessions, that share a database).
+    queue_namespace: Mapped[str | None] = mapped_column(String(64))
+    lost_runs: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
