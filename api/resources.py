@@ -10,10 +10,13 @@ import redis.asyncio as aioredis
 
 from api.cache import ResponseCache
 from api.ratelimit import RateLimiter
+from api.single_flight import SharedResult
 from common.celery_config import make_celery
 from common.db import AsyncDatabase
 from common.jobs import CeleryPublisher
 from common.settings import Settings
+
+HEALTH_SHARE_SECONDS = 1.0
 
 
 @dataclass
@@ -27,6 +30,10 @@ class Resources:
     cache: ResponseCache
     # Domains add readiness checks here (e.g. storage); /health runs them all.
     extra_health_checks: dict[str, Callable[[], Awaitable[Any]]] = field(default_factory=dict)
+    # /health's checks, run once per HEALTH_SHARE_SECONDS for every caller (api.services.ops).
+    health_probe: SharedResult[dict[str, dict[str, Any]]] = field(
+        default_factory=lambda: SharedResult(HEALTH_SHARE_SECONDS)
+    )
 
     @classmethod
     def create(cls, settings: Settings) -> Resources:
