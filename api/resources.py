@@ -16,7 +16,7 @@ from common.db import AsyncDatabase
 from common.jobs import CeleryPublisher
 from common.settings import Settings
 
-HEALTH_SHARE_SECONDS = 1.0
+WORKER_PING_SHARE_SECONDS = 1.0
 
 
 @dataclass
@@ -30,9 +30,10 @@ class Resources:
     cache: ResponseCache
     # Domains add readiness checks here (e.g. storage); /health runs them all.
     extra_health_checks: dict[str, Callable[[], Awaitable[Any]]] = field(default_factory=dict)
-    # /health's checks, run once per HEALTH_SHARE_SECONDS for every caller (api.services.ops).
-    health_probe: SharedResult[dict[str, dict[str, Any]]] = field(
-        default_factory=lambda: SharedResult(HEALTH_SHARE_SECONDS)
+    # /health's broadcast ping of the workers, shared by every caller for WORKER_PING_SHARE_SECONDS
+    # (api.services.ops): a flood of /health must not become a flood of pings on the broker.
+    worker_ping: SharedResult[list[dict[str, Any]]] = field(
+        default_factory=lambda: SharedResult(WORKER_PING_SHARE_SECONDS)
     )
 
     @classmethod

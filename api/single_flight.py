@@ -34,8 +34,10 @@ class SharedResult(Generic[T]):
         # shield: a caller that disconnects must not cancel the run the others wait for.
         return await asyncio.shield(task)
 
-    def _finished(self, _: asyncio.Task[T]) -> None:
+    def _finished(self, task: asyncio.Task[T]) -> None:
         self._done_at = time.monotonic()
+        if not task.cancelled():
+            task.exception()  # handed to every waiter; retrieved here even if none is left
 
 
 async def _awaited(compute: Callable[[], Awaitable[T]]) -> T:

@@ -15,8 +15,8 @@ router = APIRouter(tags=["health"])
     "/health",
     summary="Readiness",
     description="Checks the database, Redis, the broker, storage, that a worker answers and the "
-    "virus scanner (`disabled` when scanning is off), each with a short timeout; the checks "
-    "are shared by every caller for a second. 200 when all are up, 503 otherwise. Anyone sees "
+    "virus scanner (`disabled` when scanning is off), each with a short timeout; the worker "
+    "ping is shared by every caller for a second. 200 when all are up, 503 otherwise. Anyone sees "
     "the overall status and each component's status; latencies, errors, worker host names and "
     "versions need `Authorization: Bearer` with the metrics token or an admin's access token.",
 )

@@ -5,9 +5,10 @@
 - `/health` tells anyone the overall status and each component's status; latencies, errors,
   worker host names and versions only to the metrics token or an admin's access token
   (`may_see_health_details`).
-- The checks run at most once per HEALTH_SHARE_SECONDS (api.resources) per process, whoever
-  asks: concurrent callers await the same run (`SharedResult`), so a flood of /health costs
-  the database, the broker and the workers one probe a second, not one per request.
+- The broadcast ping of the workers runs at most once per WORKER_PING_SHARE_SECONDS
+  (api.resources) per process, whoever asks: concurrent callers await the same ping
+  (`SharedResult`), so a flood of /health is one broadcast a second on the broker, not one per
+  request. The other checks are cheap, direct and always fresh.
 """
 
 from __future__ import annotations
@@ -110,8 +111,13 @@ def _checks(resources: Resources) -> dict[str, Callable[[], Awaitable[Any]]]:
 
     async def workers() -> dict[str, Any]:
         timeout = settings.health_check_timeout * 0.8
-        # limit=1: return at the first answer instead of waiting out the timeout for more.
-        replies = await asyncio.to_thread(resources.celery.control.ping, timeout=timeout, limit=1)
+
+        async def ping() -> list[dict[str, Any]]:
+            # limit=1: return at the first answer instead of waiting out the timeout for more.
+            control = resources.celery.control
+            return await asyncio.to_thread(control.ping, timeout=timeout, limit=1)
+
+        replies = await resources.worker_ping.get(ping)
         if not replies:
             raise RuntimeError("no worker answered")
         return {"answered": next(iter(replies[0]))}
@@ -157,7 +163,7 @@ class HealthReport:
 
 
 async def health_report(resources: Resources, *, details: bool) -> HealthReport:
-    components = await resources.health_probe.get(lambda: run_health_checks(resources))
+    components = await run_health_checks(resources)
     ok = all(c["status"] in FINE_STATUSES for c in components.values())
     body: dict[str, Any] = {"status": "ok" if ok else "degraded"}
     if details:
