@@ -30,11 +30,16 @@ def resolve_servers(stack: ExitStack) -> dict[str, str]:
     """Return DATABASE_URL and REDIS_URL, starting the embedded servers where unset.
 
     The stack stops them in reverse order (Redis, then PostgreSQL) when it unwinds. They are
-    shared with other commands running at the same time: the last one to leave stops them.
+    shared with other commands running at the same time: the last one to leave stops them, or
+    the watchdog in common.embedded does when every user was killed.
     """
     settings = get_settings()
     env: dict[str, str] = {}
     var = Path(settings.var_dir)
+    if not (settings.database_url and settings.redis_url):
+        # Unregistered last (after the servers stopped); a watchdog stops them if this process
+        # and every other user die without unregistering (SIGKILL).
+        stack.enter_context(embedded.registered_user(var))
     if settings.database_url:
         env["DATABASE_URL"] = settings.database_url
     else:

@@ -12,15 +12,12 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import httpx
 import psutil
 import pytest
 from conftest import ROOT, free_port
-
-from common import embedded
 
 
 def alive(pid: int) -> bool:
@@ -85,6 +82,14 @@ class Launcher:
         self.proc.wait(10)
 
 
+def wait_none_mentioning(text: str, timeout: float = 10) -> list[psutil.Process]:
+    """Processes still naming `text` (e.g. the var dir: servers, the watchdog) after timeout."""
+    deadline = time.monotonic() + timeout
+    while (left := processes_mentioning(text)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return left
+
+
 def wait_gone(pids: list[int], timeout: float) -> list[int]:
     deadline = time.monotonic() + timeout
     while (left := [p for p in pids if alive(p)]) and time.monotonic() < deadline:
@@ -118,7 +123,7 @@ def test_sigterm_stops_api_worker_and_embedded_servers_in_order(test_env, var_di
         launcher.proc.send_signal(signal.SIGTERM)
         assert launcher.proc.wait(60) == 0
         assert wait_gone([*children, *servers], timeout=10) == []
-        assert processes_mentioning(str(var)) == []
+        assert wait_none_mentioning(str(var)) == []
     finally:
         launcher.kill_everything(var)
     out = launcher.output()
@@ -136,35 +141,21 @@ def test_sigterm_stops_api_worker_and_embedded_servers_in_order(test_env, var_di
     )
 
 
-@pytest.fixture
-def scratch_database(test_env):
-    from sqlalchemy.engine import make_url
-
-    server = make_url(test_env["DATABASE_URL"]).render_as_string(hide_password=False)
-    name = f"mcq_launcher_{uuid.uuid4().hex[:8]}"
-    url = embedded.ensure_database(server, name, drop_first=True)
-    yield url
-    embedded.drop_database(server, name)
-
-
-def test_sigkilled_launcher_takes_api_and_worker_with_it(test_env, scratch_database, tmp_path):
-    env = {
-        **os.environ,
-        **test_env,
-        "DATABASE_URL": scratch_database,
-        "REDIS_KEY_PREFIX": f"launch{uuid.uuid4().hex[:6]}:",
-        "VAR_DIR": str(tmp_path / "var"),
-        "ENVIRONMENT": "development",
-        "VIRUS_SCAN": "off",
-    }
+def test_sigkilled_launcher_leaves_nothing_running(test_env, var_dir, tmp_path):
+    """The API, the worker and clamd die with the launcher (PR_SET_PDEATHSIG); the embedded
+    servers are stopped by their watchdog once no command that uses them is alive."""
+    env = {**os.environ, **test_env, "DATABASE_URL": "", "REDIS_URL": "", "VAR_DIR": str(var_dir)}
+    env.update(ENVIRONMENT="development", REDIS_KEY_PREFIX="", CLAMD_URL="", VIRUS_SCAN="off")
     launcher = Launcher(env, tmp_path / "launcher.log")
     try:
         children = launcher.wait_up()
-        assert len(children) >= 3  # uvicorn, celery and its pool
+        servers = [p.pid for p in processes_mentioning(str(var_dir))]
+        assert len(children) >= 3 and servers  # uvicorn, celery and its pool; the servers
         launcher.proc.send_signal(signal.SIGKILL)  # no chance to clean up
         launcher.proc.wait(10)
-        assert wait_gone(children, timeout=20) == [], launcher.output()[-3000:]
+        assert wait_gone([*children, *servers], timeout=30) == [], launcher.output()[-3000:]
+        assert wait_none_mentioning(str(var_dir)) == []
         with pytest.raises(httpx.TransportError):
             httpx.get(f"http://127.0.0.1:{launcher.port}/health/live", timeout=1)
     finally:
-        launcher.kill_everything()
+        launcher.kill_everything(var_dir)
