@@ -41,5 +41,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_constraint("ck_stored_files_virus_scan", "stored_files", type_="check")
+    op.drop_constraint("virus_scan", "stored_files", type_="check")
     op.drop_column("stored_files", "virus_scan")
