@@ -202,7 +202,7 @@ class Settings(BaseSettings):
         """
         problems = []
         production = self.environment == "production"
-        if process == "api" and production and not self._has_metrics_token:
+        if process == "api" and production and not self.has_metrics_token:
             problems.append(
                 "METRICS_TOKEN must be set in production: /metrics would otherwise be public "
                 "(Prometheus sends it as `Authorization: Bearer <token>`)"
@@ -220,7 +220,7 @@ class Settings(BaseSettings):
         return problems
 
     @property
-    def _has_metrics_token(self) -> bool:
+    def has_metrics_token(self) -> bool:
         return bool(self.metrics_token and self.metrics_token.get_secret_value())
 
 

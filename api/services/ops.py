@@ -21,15 +21,12 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
-import structlog
 from sqlalchemy import text
 
 from api.deps import authenticate
 from api.resources import Resources
 from common.files import clamd_client, get_storage
 from common.settings import Settings
-
-log = structlog.get_logger(__name__)
 
 # A component in one of these states does not make the service unready.
 FINE_STATUSES = frozenset({"ok", "disabled"})
@@ -45,7 +42,7 @@ def bearer(authorization: str | None) -> str | None:
 def metrics_token_matches(settings: Settings, authorization: str | None) -> bool:
     """True when the request carries the configured METRICS_TOKEN (constant-time compare)."""
     token, given = settings.metrics_token, bearer(authorization)
-    if token is None or not token.get_secret_value() or given is None:
+    if token is None or not settings.has_metrics_token or given is None:
         return False
     return hmac.compare_digest(given.encode(), token.get_secret_value().encode())
 
@@ -53,8 +50,7 @@ def metrics_token_matches(settings: Settings, authorization: str | None) -> bool
 def metrics_are_open(settings: Settings) -> bool:
     """Without a token /metrics is open: only outside production, where the API refuses to
     start without one."""
-    token = settings.metrics_token
-    return token is None or not token.get_secret_value()
+    return not settings.has_metrics_token
 
 
 async def may_see_health_details(resources: Resources, authorization: str | None) -> bool:
