@@ -74,7 +74,10 @@ def start_scanner(stack: ExitStack) -> None:
     conf, sock = local_clamd.write_config(
         Path(settings.var_dir) / "clamd", plan.database, max_upload=settings.upload_max_bytes
     )
-    proc = supervise.spawn([plan.clamd, "-c", str(conf)], stdin=subprocess.DEVNULL)
+    # Its log is var/clamd/clamd.log; stderr stays on the terminal for start-up errors.
+    proc = supervise.spawn(
+        [plan.clamd, "-c", str(conf)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL
+    )
     stack.callback(_stopped, "clamd", lambda: supervise.stop(proc))
     os.environ["CLAMD_URL"] = f"unix://{sock}"
     get_settings.cache_clear()

@@ -110,7 +110,10 @@ def var_dir():
     shutil.rmtree(path, ignore_errors=True)
 
 
-def test_sigterm_stops_api_worker_and_embedded_servers_in_order(test_env, var_dir, tmp_path):
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["TERM", "INT"])
+def test_sigterm_stops_api_worker_and_embedded_servers_in_order(
+    test_env, var_dir, tmp_path, stop_signal
+):
     var = var_dir
     # No DATABASE_URL / REDIS_URL: the launcher starts its own PostgreSQL and Redis under var.
     env = {**os.environ, **test_env, "DATABASE_URL": "", "REDIS_URL": "", "VAR_DIR": str(var)}
@@ -120,7 +123,7 @@ def test_sigterm_stops_api_worker_and_embedded_servers_in_order(test_env, var_di
         children = launcher.wait_up()
         servers = [p.pid for p in processes_mentioning(str(var))]
         assert len(children) >= 4 and servers  # uvicorn, celery and its pool, redis; postgres
-        launcher.proc.send_signal(signal.SIGTERM)
+        launcher.proc.send_signal(stop_signal)
         assert launcher.proc.wait(60) == 0
         assert wait_gone([*children, *servers], timeout=10) == []
         assert wait_none_mentioning(str(var)) == []

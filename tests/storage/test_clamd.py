@@ -165,3 +165,32 @@ def test_signature_names_are_sanitised(fake_clamd) -> None:
     path, replies = fake_clamd
     replies.append(b"stream: Evil<script>\x1b[31m FOUND\0")
     assert ClamdClient(path, timeout=2).instream([b"x"]) == "Evil_script___31m"
+
+
+def test_make_runs_clamd_config_starts_a_real_clamd(tmp_path: Path, eicar: bytes) -> None:
+    """The clamd.conf `make run` writes (common.local_clamd), with this suite's own EICAR-only
+    database standing in for the system one."""
+    import subprocess
+
+    from storage_servers import EICAR_HDB, clamd_executable, wait_for
+
+    from common import local_clamd
+
+    database = tmp_path / "db"
+    database.mkdir()
+    (database / "test.hdb").write_text(EICAR_HDB)
+    conf, sock = local_clamd.write_config(tmp_path / "run", database, max_upload=10 * 1024 * 1024)
+    proc = subprocess.Popen(
+        [clamd_executable(), "-c", str(conf)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for(sock.exists, proc, "clamd with make run's config", timeout=30)
+        client = ClamdClient(str(sock), timeout=10)
+        client.ping()
+        assert client.instream([eicar]) == EICAR_NAME
+    finally:
+        proc.terminate()
+        proc.wait(10)
