@@ -101,6 +101,17 @@ async def get_principal(
 ) -> Principal:
     if not token:
         raise Unauthorized()
+    principal = await authenticate(session, settings, token)
+    # Scopes come from the current role, so a demotion takes effect before the token expires.
+    missing = [s for s in security_scopes.scopes if s not in principal.scopes]
+    if missing:
+        raise Forbidden("you are not allowed to do this", details={"missing_scopes": missing})
+    request.state.user_id = principal.id
+    return principal
+
+
+async def authenticate(session: AsyncSession, settings: Settings, token: str) -> Principal:
+    """The principal behind an access token, or Unauthorized (bad, expired or revoked)."""
     try:
         claims = decode_token(settings, token, expected="access")
     except InvalidToken as exc:
@@ -115,13 +126,7 @@ async def get_principal(
     if row is None or row.revoked_at is not None or not row.User.is_active:
         raise Unauthorized("session revoked or user no longer exists", code="invalid_token")
     user: User = row.User
-    # Scopes come from the current role, so a demotion takes effect before the token expires.
-    scopes = scopes_for(user.role)
-    missing = [s for s in security_scopes.scopes if s not in scopes]
-    if missing:
-        raise Forbidden("you are not allowed to do this", details={"missing_scopes": missing})
-    request.state.user_id = user.id
-    return Principal(user=user, session_id=claims.sid, scopes=scopes)
+    return Principal(user=user, session_id=claims.sid, scopes=scopes_for(user.role))
 
 
 def scoped(*scopes: str) -> Any:

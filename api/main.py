@@ -63,6 +63,9 @@ TAGS = [
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings, process="api")
+    problems = settings.production_problems("api")
+    if problems:
+        raise RuntimeError("the API refuses to start: " + "; ".join(problems))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -11,10 +11,13 @@ import redis.asyncio as aioredis
 from api.cache import ResponseCache
 from api.login_guard import LoginGuard
 from api.ratelimit import RateLimiter
+from api.single_flight import SharedResult
 from common.celery_config import make_celery
 from common.db import AsyncDatabase
 from common.jobs import CeleryPublisher
 from common.settings import Settings
+
+WORKER_PING_SHARE_SECONDS = 1.0
 
 
 @dataclass
@@ -29,6 +32,11 @@ class Resources:
     cache: ResponseCache
     # Domains add readiness checks here (e.g. storage); /health runs them all.
     extra_health_checks: dict[str, Callable[[], Awaitable[Any]]] = field(default_factory=dict)
+    # /health's broadcast ping of the workers, shared by every caller for WORKER_PING_SHARE_SECONDS
+    # (api.services.ops): a flood of /health must not become a flood of pings on the broker.
+    worker_ping: SharedResult[list[dict[str, Any]]] = field(
+        default_factory=lambda: SharedResult(WORKER_PING_SHARE_SECONDS)
+    )
 
     @classmethod
     def create(cls, settings: Settings) -> Resources:

@@ -9,15 +9,14 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
 
-from common import embedded
+from common import embedded, local_clamd, supervise
 from common.settings import ROOT, get_settings
 
 APP_DATABASE = "mcq"
@@ -28,20 +27,30 @@ def _say(message: str) -> None:
 
 
 def resolve_servers(stack: ExitStack) -> dict[str, str]:
-    """Return DATABASE_URL and REDIS_URL, starting the embedded servers where unset."""
+    """Return DATABASE_URL and REDIS_URL, starting the embedded servers where unset.
+
+    The stack stops them in reverse order (Redis, then PostgreSQL) when it unwinds. They are
+    shared with other commands running at the same time: the last one to leave stops them, or
+    the watchdog in common.embedded does when every user was killed.
+    """
     settings = get_settings()
     env: dict[str, str] = {}
     var = Path(settings.var_dir)
+    if not (settings.database_url and settings.redis_url):
+        # Unregistered last (after the servers stopped); a watchdog stops them if this process
+        # and every other user die without unregistering (SIGKILL).
+        stack.enter_context(embedded.registered_user(var))
     if settings.database_url:
         env["DATABASE_URL"] = settings.database_url
     else:
         server_url, handle = embedded.start_postgres(var / "postgres")
-        stack.callback(lambda: handle)  # keep the handle alive as long as the stack
+        stack.callback(_stopped, "embedded PostgreSQL", handle.cleanup)
         env["DATABASE_URL"] = embedded.ensure_database(server_url, APP_DATABASE)
         _say(f"embedded PostgreSQL running in {var / 'postgres'}")
     if settings.redis_url:
         env["REDIS_URL"] = settings.redis_url
     else:
+        stack.callback(_say, "stopped embedded Redis")  # runs after the context below exits
         env["REDIS_URL"] = stack.enter_context(embedded.shared_redis(var / "redis"))
         _say(f"embedded Redis running on {env['REDIS_URL']}")
     os.environ.update(env)
@@ -49,14 +58,29 @@ def resolve_servers(stack: ExitStack) -> dict[str, str]:
     return env
 
 
-def _stop(proc: subprocess.Popen[Any], timeout: float = 10) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+def _stopped(name: str, stop: Callable[[], object]) -> None:
+    stop()
+    _say(f"stopped {name}")
+
+
+def start_scanner(stack: ExitStack) -> None:
+    """A local clamd when the machine has one and its signatures (common.local_clamd); one line
+    saying what virus scanning does either way."""
+    settings = get_settings()
+    plan = local_clamd.plan(settings)
+    _say(plan.message)
+    if plan.clamd is None or plan.database is None:
+        return
+    conf, sock = local_clamd.write_config(
+        Path(settings.var_dir) / "clamd", plan.database, max_upload=settings.upload_max_bytes
+    )
+    # Its log is var/clamd/clamd.log; stderr stays on the terminal for start-up errors.
+    proc = supervise.spawn(
+        [plan.clamd, "-c", str(conf)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL
+    )
+    stack.callback(_stopped, "clamd", lambda: supervise.stop(proc))
+    os.environ["CLAMD_URL"] = f"unix://{sock}"
+    get_settings.cache_clear()
 
 
 def migrate() -> None:
@@ -150,43 +174,46 @@ def flower() -> int:
 
 
 def run() -> int:
+    """API and worker, with the servers they need. SIGTERM or Ctrl-C stops the API, then the
+    worker, then the servers started here; a SIGKILLed launcher takes the API, the worker and
+    clamd with it (common.supervise)."""
     settings = get_settings()
     port = int(os.environ.get("PORT", settings.port))
-    with ExitStack() as stack:
-        resolve_servers(stack)
-        migrate()
-        create_first_admin()
-        procs = [
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "uvicorn",
-                    "api.main:create_app",
-                    "--factory",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                ],
-                # Own session: Ctrl-C reaches only this launcher, which then stops each child
-                # once and in order, instead of every process handling the signal at once.
-                start_new_session=True,
-            ),
-            subprocess.Popen(worker_command(), start_new_session=True),
-        ]
-        for proc in procs:
-            stack.callback(_stop, proc)
-        _say(f"API on http://127.0.0.1:{port}  docs: http://127.0.0.1:{port}/docs  (Ctrl-C stops)")
+    with supervise.stop_signals(), ExitStack() as stack:
         try:
-            while all(p.poll() is None for p in procs):
+            resolve_servers(stack)
+            start_scanner(stack)
+            migrate()
+            create_first_admin()
+            children: list[tuple[str, subprocess.Popen[bytes]]] = []
+            stack.callback(_stop_children, children)
+            api_cmd = [
+                *(sys.executable, "-m", "uvicorn", "api.main:create_app", "--factory"),
+                *("--host", "127.0.0.1", "--port", str(port)),
+                # The same trusted proxies as the app (a value set only in .env reaches both).
+                *("--forwarded-allow-ips", settings.forwarded_allow_ips),
+            ]
+            children.append(("API", supervise.spawn(api_cmd)))
+            children.append(("worker", supervise.spawn(worker_command())))
+            _say(
+                f"API on http://127.0.0.1:{port}  docs: http://127.0.0.1:{port}/docs  "
+                "(Ctrl-C stops)"
+            )
+            while all(p.poll() is None for _, p in children):
                 time.sleep(0.5)
             _say("a process exited; stopping the others")
             return 1
-        except KeyboardInterrupt:
-            _say("stopping")
+        except supervise.Stop as stop:
+            _say(f"{stop}: stopping")
             return 0
     return 0
+
+
+def _stop_children(children: list[tuple[str, subprocess.Popen[bytes]]]) -> None:
+    """In the order they were started: the API first (no new work), then the worker."""
+    for name, proc in children:
+        supervise.stop(proc)
+        _say(f"stopped {name}")
 
 
 def main(argv: list[str] | None = None) -> int:

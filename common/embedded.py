@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -154,6 +155,50 @@ def shared_redis(rundir: Path) -> Iterator[str]:
 
 
 @contextmanager
+def registered_user(var: Path) -> Iterator[None]:
+    """Record this process as a user of the embedded servers under var, and make sure the
+    watchdog (`watch`) is there to stop them if every user dies unannounced."""
+    var.mkdir(parents=True, exist_ok=True)
+    users = var / USERS_FILE
+    with _locked(var / LOCK_FILE):
+        pids = [p for p in _read_pids(users) if _alive(p)]
+        users.write_text(" ".join(map(str, [*pids, os.getpid()])))
+        _ensure_watchdog(var)
+    try:
+        yield
+    finally:
+        with _locked(var / LOCK_FILE):
+            pids = [p for p in _read_pids(users) if p != os.getpid() and _alive(p)]
+            users.write_text(" ".join(map(str, pids)))
+
+
+def live_users(var: Path) -> list[int]:
+    return [p for p in _read_pids(var / USERS_FILE) if _alive(p)]
+
+
+def _ensure_watchdog(var: Path) -> None:
+    import sys
+
+    pidfile = var / "watchdog.pid"
+    running = _read_pids(pidfile)
+    if running and _alive(running[0]):
+        return
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "common.embedded", "watch", str(var)],
+        cwd=Path(__file__).resolve().parent.parent,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # outlives whoever started it: that is its job
+    )
+    pidfile.write_text(str(proc.pid))
+
+
+USERS_FILE = "embedded-users"
+LOCK_FILE = "embedded.lock"
+
+
+@contextmanager
 def _locked(path: Path) -> Iterator[None]:
     import fcntl
 
@@ -179,4 +224,52 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
+    with suppress(OSError, IndexError):  # Linux: a killed process its parent has not reaped
+        if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+            return False
     return True
+
+
+POLL_SECONDS = 1.0
+
+
+def stop_servers(var: Path) -> None:
+    sock = var / "redis" / "redis.sock"
+    if sock.exists() and _answers(sock):
+        import redis
+
+        with suppress(redis.ConnectionError):  # the server hangs up as it exits
+            redis.Redis(unix_socket_path=str(sock)).shutdown()
+    pidfile = var / "postgres" / "postmaster.pid"
+    with suppress(OSError, ValueError, IndexError):
+        pid = int(pidfile.read_text().split()[0])
+        os.kill(pid, signal.SIGINT)  # PostgreSQL's fast shutdown: clients cut, data safe
+        deadline = time.monotonic() + 30
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+
+def watch(var: Path) -> None:
+    """The watchdog: stop the servers under var once no registered user is alive, then exit.
+
+    Every command that starts or joins them registers (`registered_user`) and unregisters when
+    it ends; on an orderly exit the last one out stops the servers itself. A command killed
+    with SIGKILL cannot: the watchdog notices within a second, stops Redis (SHUTDOWN) and
+    PostgreSQL (fast shutdown), and exits; after an orderly stop it finds nothing to stop.
+    """
+    while True:
+        time.sleep(POLL_SECONDS)
+        with _locked(var / LOCK_FILE):
+            if live_users(var):
+                continue
+            stop_servers(var)
+            (var / "watchdog.pid").unlink(missing_ok=True)
+            return
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:2] != ["watch"] or len(sys.argv) != 3:
+        sys.exit("usage: python -m common.embedded watch <var dir>")
+    watch(Path(sys.argv[2]))

@@ -116,8 +116,10 @@ def scan_policy(settings: Settings) -> ScanPolicy:
 
 
 def clamd_client(settings: Settings) -> ClamdClient | None:
-    """None when CLAMD_URL is empty: the virus scan is skipped (the other checks still run)."""
-    if not settings.clamd_url:
+    """None when the virus scan is skipped (no CLAMD_URL, or VIRUS_SCAN=off); the type and
+    image checks still run. A production worker without either refuses to start
+    (Settings.production_problems)."""
+    if settings.virus_scanner != "clamd":
         return None
     return ClamdClient.from_url(settings.clamd_url, timeout=settings.clamd_timeout)
 

@@ -76,12 +76,18 @@ class ImageRejected(Exception):
         self.reason, self.detail = reason, detail
 
 
+VirusScan = Literal["clean", "infected", "skipped"]
+
+
 @dataclass(frozen=True)
 class Verdict:
     status: Literal["clean", "rejected"]
     content_type: str | None  # detected from the bytes (None: unrecognised)
     reason: str | None = None  # one of the reason codes above when rejected
     detail: str = ""  # human-readable, safe to log
+    # What ClamAV said: "clean", "infected", "skipped" (no scanner: an explicit choice), or
+    # None when the cheaper checks rejected the file before it reached ClamAV.
+    virus_scan: VirusScan | None = None
 
     @property
     def clean(self) -> bool:
@@ -266,12 +272,15 @@ def scan(
         except ImageRejected as exc:
             return rejected(exc.reason, exc.detail)
 
-    if clamd is not None:
-        fp.seek(0)
-        signature = clamd.instream(_chunks(fp))
-        if signature:
-            return rejected(MALWARE_PREFIX + signature, "ClamAV detection")
-    return Verdict("clean", final)
+    if clamd is None:
+        return Verdict("clean", final, virus_scan="skipped")
+    fp.seek(0)
+    signature = clamd.instream(_chunks(fp))
+    if signature:
+        return Verdict(
+            "rejected", detected, MALWARE_PREFIX + signature, "ClamAV detection", "infected"
+        )
+    return Verdict("clean", final, virus_scan="clean")
 
 
 def _read_up_to(fp: IO[bytes], n: int) -> bytes:
@@ -359,6 +368,11 @@ class ClamdClient:
             reply = self._exchange(sock, [b"zPING\0"])
         if reply != "PONG":
             raise ScannerUnavailable(f"unexpected clamd reply to PING: {reply!r}")
+
+    def version(self) -> str:
+        """'ClamAV 1.0.7/27480/Mon Dec  1 08:30:00 2026': engine, signature version and date."""
+        with self._connect() as sock:
+            return self._exchange(sock, [b"zVERSION\0"])[:200]
 
     def instream(self, chunks: Iterable[bytes]) -> str | None:
         """Stream bytes to clamd; return the signature name if infected, None if clean."""

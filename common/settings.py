@@ -90,8 +90,12 @@ class Settings(BaseSettings):
     # Empty: derived from JWT_SECRET with HMAC and a distinct label (common.files).
     file_signing_secret: SecretStr | None = None
     files_public_base_url: str = ""  # prefix of the API's signed links; "" gives a path
-    clamd_url: str = ""  # unix:///run/clamav/clamd.ctl or tcp://host:3310; "" skips ClamAV
+    clamd_url: str = ""  # unix:///run/clamav/clamd.ctl or tcp://host:3310
     clamd_timeout: float = Field(30.0, gt=0)
+    # Virus scanning (see virus_scanner below): "auto" scans with ClamAV when CLAMD_URL is set
+    # and, in production, requires it; "on" requires CLAMD_URL everywhere; "off" skips ClamAV
+    # on purpose (files then carry virus_scan "skipped"). The type and image checks always run.
+    virus_scan: Literal["auto", "on", "off"] = "auto"
     image_max_pixels: int = Field(40_000_000, ge=1)
 
     @field_validator("upload_allowed_types", mode="before")
@@ -170,7 +174,9 @@ class Settings(BaseSettings):
     cache_enabled: bool = True
     cache_ttl_seconds: int = Field(300, ge=1, le=86_400)
 
-    # Observability: /metrics is open unless a token is set (then: Authorization: Bearer ...).
+    # Observability: /metrics needs `Authorization: Bearer <METRICS_TOKEN>` when the token is
+    # set; production refuses to start the API without one. The same token (or an admin's
+    # access token) shows /health's details.
     metrics_token: SecretStr | None = None
     health_check_timeout: float = Field(1.5, gt=0, le=10)
 
@@ -220,6 +226,40 @@ class Settings(BaseSettings):
                 "or Redis redelivers tasks that are still running"
             )
         return self
+
+    @property
+    def virus_scanner(self) -> Literal["clamd", "skipped"]:
+        """Whether uploads go through ClamAV ("clamd") or skip it on purpose ("skipped")."""
+        return "clamd" if self.clamd_url and self.virus_scan != "off" else "skipped"
+
+    def production_problems(self, process: Literal["api", "worker"]) -> list[str]:
+        """What this process needs and lacks before it may start; empty when ready.
+
+        The one home of "what production requires beyond valid settings": `create_app` and
+        the worker's start-up both ask it and refuse to start on any answer.
+        """
+        problems = []
+        production = self.environment == "production"
+        if process == "api" and production and not self.has_metrics_token:
+            problems.append(
+                "METRICS_TOKEN must be set in production: /metrics would otherwise be public "
+                "(Prometheus sends it as `Authorization: Bearer <token>`)"
+            )
+        if (
+            process == "worker"
+            and self.virus_scan != "off"
+            and not self.clamd_url
+            and (production or self.virus_scan == "on")
+        ):
+            problems.append(
+                "CLAMD_URL must point at a ClamAV daemon (e.g. tcp://clamav:3310), or set "
+                "VIRUS_SCAN=off to serve uploads without a virus scan (marked 'skipped')"
+            )
+        return problems
+
+    @property
+    def has_metrics_token(self) -> bool:
+        return bool(self.metrics_token and self.metrics_token.get_secret_value())
 
 
 @lru_cache

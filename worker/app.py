@@ -7,6 +7,7 @@ Start one worker for both queues in development (`make run`), one per queue in p
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import structlog
@@ -27,6 +28,16 @@ app.conf.include = [
     "worker.tasks.faces",
     "worker.tasks.grading",
 ]
+
+
+@signals.worker_init.connect
+def _refuse_to_start_unready(**_: Any) -> None:
+    # SystemExit, not an exception: Celery logs and ignores exceptions raised by receivers.
+    problems = settings.production_problems("worker")
+    if problems:
+        for problem in problems:
+            print(f"worker refuses to start: {problem}", file=sys.stderr, flush=True)
+        raise SystemExit(2)
 
 
 @signals.setup_logging.connect

@@ -101,6 +101,7 @@ def file_out(row: StoredFile, link: service.FileLink) -> FileOut:
         sha256=row.sha256,
         scan_status=row.scan_status,
         scan_reason=row.scan_reason,
+        virus_scan=row.virus_scan,
         scanned_at=row.scanned_at,
         scan_task_id=row.scan_job_id,
         owner_id=row.owner_id,

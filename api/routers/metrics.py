@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 
 from api.deps import ResourcesDep
 from api.errors import NotFound
+from api.services import ops
 from common.celery_config import BIOMETRICS_QUEUE, DEFAULT_QUEUE
 from common.metrics import DB_POOL, FAIL_OPEN, JOBS, QUEUE_DEPTH
 from common.models import Job
@@ -40,15 +41,16 @@ async def _refresh_gauges(resources: ResourcesDep) -> None:
     summary="Prometheus metrics",
     description="Request counts and latency by route template, in-flight requests, database "
     "pool, cache and rate-limit events, jobs by kind and status, queue depth. When "
-    "METRICS_TOKEN is set, send it as a bearer token.",
+    "METRICS_TOKEN is set (always in production), send it as a bearer token; without it the "
+    "answer is 404.",
     response_class=Response,
     responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
 )
 async def metrics(
     resources: ResourcesDep, authorization: str | None = Header(default=None)
 ) -> Response:
-    token = resources.settings.metrics_token
-    if token and authorization != f"Bearer {token.get_secret_value()}":
+    settings = resources.settings
+    if not (ops.metrics_are_open(settings) or ops.metrics_token_matches(settings, authorization)):
         raise NotFound("not found")
     await _refresh_gauges(resources)
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

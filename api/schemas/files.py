@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from common.scanning import VirusScan
+
 ScanStatus = Literal["pending", "clean", "rejected"]
 
 
@@ -24,6 +26,13 @@ class FileOut(BaseModel):
     scan_status: ScanStatus
     scan_reason: str | None = Field(
         default=None, description="Why the scan rejected the file (e.g. `malware:<signature>`)"
+    )
+    virus_scan: VirusScan | None = Field(
+        default=None,
+        description="What ClamAV said: `clean`, `infected`, or `skipped` (no scanner configured "
+        "or VIRUS_SCAN=off; the type and image checks still ran). Null while pending, when the "
+        "type or image checks rejected the file before ClamAV saw it, and for files scanned "
+        "before this field existed.",
     )
     scanned_at: datetime | None = None
     scan_task_id: uuid.UUID | None = Field(

@@ -25,8 +25,17 @@ from common.models.base import Base, Timestamps
 from common.models.jobs import Job
 
 SCAN_STATUSES = ("pending", "clean", "rejected")
+# What ClamAV said about a scanned file (NULL: not scanned yet, rejected before ClamAV saw it,
+# or scanned before migration 0011 recorded it). See common.scanning.Verdict.virus_scan.
+VIRUS_SCAN_RESULTS = ("clean", "infected", "skipped")
 
 # Runs after every deleted stored_files row (created by migration 0004).
+# Set only once scanned; "infected" only on a rejected file (migration 0011 creates it).
+VIRUS_SCAN_CHECK = (
+    "virus_scan IS NULL OR (virus_scan IN ('clean', 'infected', 'skipped') "
+    "AND scan_status <> 'pending' AND (virus_scan <> 'infected' OR scan_status = 'rejected'))"
+)
+
 BLOB_DELETION_TRIGGER = "trg_stored_files_queue_blob_deletion"
 BLOB_DELETION_FUNCTION = "stored_files_queue_blob_deletion"
 
@@ -35,6 +44,10 @@ class StoredFile(Timestamps, Base):
     __tablename__ = "stored_files"
     __table_args__ = (
         CheckConstraint("scan_status IN ('pending', 'clean', 'rejected')", name="scan_status"),
+        CheckConstraint(
+            VIRUS_SCAN_CHECK,
+            name="virus_scan",
+        ),
         CheckConstraint("size >= 1", name="size"),
         CheckConstraint("length(sha256) = 64", name="sha256"),
         Index("ix_stored_files_owner_id_created_at", "owner_id", "created_at"),
@@ -59,6 +72,7 @@ class StoredFile(Timestamps, Base):
     scan_status: Mapped[str] = mapped_column(String(16), nullable=False, server_default="pending")
     scan_reason: Mapped[str | None] = mapped_column(String(200))
     scan_detail: Mapped[str | None] = mapped_column(String(500))
+    virus_scan: Mapped[str | None] = mapped_column(String(16))
     scan_job_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("jobs.id", ondelete="SET NULL")
     )

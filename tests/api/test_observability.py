@@ -63,13 +63,102 @@ async def test_metrics_token_guards_the_endpoint(isolated):
     assert r.status_code == 200 and "mcq_http_requests_total" in r.text
 
 
-async def test_health_reports_every_component(client, worker):
+COMPONENTS = {"database", "redis", "broker", "storage", "workers", "scanner"}
+
+
+async def test_health_shows_anonymous_callers_statuses_only(client, worker):
     r = await client.get("/health")
     assert r.status_code == 200, r.text
-    components = r.json()["components"]
-    assert set(components) == {"database", "redis", "broker", "storage", "workers"}
-    assert all(c["status"] == "ok" and c["latency_ms"] >= 0 for c in components.values())
     assert r.headers["cache-control"] == "no-store"
+    body = r.json()
+    assert set(body) == {"status", "components"} and body["status"] == "ok"
+    assert set(body["components"]) == COMPONENTS
+    # No latencies, host names, versions or backends for an anonymous caller.
+    assert all(set(c) == {"status"} for c in body["components"].values()), body
+    assert body["components"]["scanner"] == {"status": "disabled"}  # no CLAMD_URL here
+    assert "answered" not in r.text and "latency_ms" not in r.text
+
+
+async def test_health_details_for_an_admin_or_the_metrics_token(isolated, admin, student, auth_for):
+    client, _, start = await isolated(metrics_token="scrape-secret")
+    start(concurrency=1)
+    for headers in ({"Authorization": "Bearer scrape-secret"}, auth_for(admin)):
+        r = await client.get("/health", headers=headers)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["version"]
+        components = body["components"]
+        assert set(components) == COMPONENTS
+        fine = {k: c for k, c in components.items() if k != "scanner"}
+        assert all(c["status"] == "ok" and c["latency_ms"] >= 0 for c in fine.values())
+        assert "@" in components["workers"]["answered"]  # the worker's node name
+    # A student, a wrong token or garbage: the public view, not an error.
+    for headers in (
+        auth_for(student),
+        {"Authorization": "Bearer wrong"},
+        {"Authorization": "Basic x"},
+    ):
+        r = await client.get("/health", headers=headers)
+        assert r.status_code == 200
+        assert all(set(c) == {"status"} for c in r.json()["components"].values())
+        assert "version" not in r.json()
+
+
+async def test_a_flood_of_health_checks_pings_the_workers_once(isolated):
+    import asyncio
+
+    client, _, start = await isolated()
+    start(concurrency=1)
+    resources = client._transport.app.state.resources
+    control = resources.celery.control
+    real_ping, pings = control.ping, []
+
+    def counting_ping(*args, **kwargs):  # the real broadcast, counted
+        pings.append(1)
+        return real_ping(*args, **kwargs)
+
+    control.ping = counting_ping
+    answers = await asyncio.gather(*(client.get("/health") for _ in range(50)))
+    assert {r.status_code for r in answers} == {200}
+    assert len(pings) == 1  # 50 concurrent callers shared one broadcast ping
+    await asyncio.sleep(1.2)  # the shared result lasts a second: then the next caller re-checks
+    assert (await client.get("/health")).status_code == 200
+    assert len(pings) == 2
+
+
+async def test_health_reports_the_virus_scanner(isolated, clamd_server, admin, auth_for, tmp_path):
+    h = auth_for(admin)
+    up, _, _ = await isolated(clamd_url=clamd_server.url)
+    scanner = (await up.get("/health", headers=h)).json()["components"]["scanner"]
+    assert scanner["status"] == "ok" and scanner["version"].startswith("ClamAV ")
+    down, _, _ = await isolated(clamd_url=f"unix://{tmp_path / 'no-clamd.sock'}")
+    r = await down.get("/health")
+    assert r.status_code == 503
+    assert r.json()["status"] == "degraded"
+    assert r.json()["components"]["scanner"] == {"status": "down"}
+    off, _, _ = await isolated(clamd_url=clamd_server.url, virus_scan="off")
+    r = await off.get("/health")
+    assert r.json()["components"]["scanner"] == {"status": "disabled"}
+
+
+def test_production_api_refuses_to_start_without_a_metrics_token(settings):
+    import pytest
+
+    from api.main import create_app
+    from common.settings import Settings
+
+    with pytest.raises(RuntimeError, match="METRICS_TOKEN"):
+        create_app(Settings(environment="production"))
+    create_app(Settings(environment="production", metrics_token="scrape-secret"))
+
+
+async def test_production_metrics_need_the_token(isolated):
+    client, _, _ = await isolated(environment="production", metrics_token="scrape-secret")
+    assert (await client.get("/metrics")).status_code == 404
+    wrong = await client.get("/metrics", headers={"Authorization": "Bearer scrape-secreT"})
+    assert wrong.status_code == 404
+    r = await client.get("/metrics", headers={"Authorization": "Bearer scrape-secret"})
+    assert r.status_code == 200 and "mcq_http_requests_total" in r.text
 
 
 async def test_every_operation_is_documented(app):

@@ -70,6 +70,50 @@ def test_single_head():
     assert len(heads.stdout.strip().splitlines()) == 1, heads.stdout
 
 
+def test_virus_scan_of_existing_files_is_derived_honestly(scratch_db):
+    """Before 0011 nothing recorded whether ClamAV ran: only a ClamAV rejection is known."""
+    from sqlalchemy import text
+
+    assert alembic(scratch_db, "upgrade", "0007").returncode == 0
+    engine = create_engine(sync_url(scratch_db))
+    try:
+        with engine.begin() as conn:
+            user = conn.scalar(
+                text(
+                    "INSERT INTO users (username, role, password_hash) "
+                    "VALUES ('old', 'student', 'x') RETURNING id"
+                )
+            )
+            rows = {
+                "a" * 32: ("clean", None),
+                "b" * 32: ("rejected", "malware:Eicar-Test-Signature"),
+                "c" * 32: ("rejected", "type_mismatch"),
+                "d" * 32: ("pending", None),
+            }
+            for key, (status, reason) in rows.items():
+                conn.execute(
+                    text(
+                        "INSERT INTO stored_files (key, owner_id, original_name, size, "
+                        "content_type, sha256, scan_status, scan_reason) VALUES "
+                        "(:key, :owner, 'f', 1, 'text/plain', :sha, :status, :reason)"
+                    ),
+                    {
+                        "key": key,
+                        "owner": user,
+                        "sha": "0" * 64,
+                        "status": status,
+                        "reason": reason,
+                    },
+                )
+        up = alembic(scratch_db, "upgrade", "heads")
+        assert up.returncode == 0, up.stderr
+        with engine.connect() as conn:
+            found = dict(conn.execute(text("SELECT key, virus_scan FROM stored_files")).all())
+    finally:
+        engine.dispose()
+    assert found == {"a" * 32: None, "b" * 32: "infected", "c" * 32: None, "d" * 32: None}
+
+
 def test_face_enrollments_made_before_review_stay_approved(scratch_db):
     """0010: enrollments made under the old rule (each counted at once) become approved, with
     no reviewer; enrollments made afterwards start pending."""

@@ -21,6 +21,10 @@ def test_ping(clamd: ClamdClient) -> None:
     clamd.ping()
 
 
+def test_version_names_engine_and_signatures(clamd: ClamdClient) -> None:
+    assert clamd.version().startswith("ClamAV ")
+
+
 def test_eicar_detected(clamd: ClamdClient, eicar: bytes) -> None:
     assert len(eicar) == 68
     assert clamd.instream([eicar]) == EICAR_NAME
@@ -51,7 +55,14 @@ def test_from_url_unix() -> None:
 def test_scan_verdicts_with_clamd(clamd: ClamdClient, eicar: bytes, pdf_bytes: bytes) -> None:
     v = scan(eicar, declared_type="text/plain", clamd=clamd)
     assert (v.status, v.reason) == ("rejected", "malware:" + EICAR_NAME)
-    assert scan(pdf_bytes, declared_type="application/pdf", clamd=clamd).clean
+    assert v.virus_scan == "infected"
+    pdf = scan(pdf_bytes, declared_type="application/pdf", clamd=clamd)
+    assert pdf.clean and pdf.virus_scan == "clean"
+    # Without a scanner the verdict says so instead of passing for "ClamAV found nothing".
+    unscanned = scan(eicar, declared_type="text/plain", clamd=None)
+    assert unscanned.clean and unscanned.virus_scan == "skipped"
+    # Refused by the type checks first: ClamAV never saw it.
+    assert scan(b"a,b\n1,2\n3\n", declared_type="text/csv", clamd=clamd).virus_scan is None
     with open(FACES / "obama.jpg", "rb") as f:
         assert scan(f, declared_type="image/jpeg", clamd=clamd).clean
     png = (FACES / "lin-manuel-miranda.png").read_bytes()
@@ -154,3 +165,32 @@ def test_signature_names_are_sanitised(fake_clamd) -> None:
     path, replies = fake_clamd
     replies.append(b"stream: Evil<script>\x1b[31m FOUND\0")
     assert ClamdClient(path, timeout=2).instream([b"x"]) == "Evil_script___31m"
+
+
+def test_make_runs_clamd_config_starts_a_real_clamd(tmp_path: Path, eicar: bytes) -> None:
+    """The clamd.conf `make run` writes (common.local_clamd), with this suite's own EICAR-only
+    database standing in for the system one."""
+    import subprocess
+
+    from storage_servers import EICAR_HDB, clamd_executable, wait_for
+
+    from common import local_clamd
+
+    database = tmp_path / "db"
+    database.mkdir()
+    (database / "test.hdb").write_text(EICAR_HDB)
+    conf, sock = local_clamd.write_config(tmp_path / "run", database, max_upload=10 * 1024 * 1024)
+    proc = subprocess.Popen(
+        [clamd_executable(), "-c", str(conf)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for(sock.exists, proc, "clamd with make run's config", timeout=30)
+        client = ClamdClient(str(sock), timeout=10)
+        client.ping()
+        assert client.instream([eicar]) == EICAR_NAME
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -78,10 +78,14 @@ async def test_scan_verdicts_and_downloads(
         "bad.csv": (b"a,b\n1,2\n3,4,5\n", "text/csv", "rejected", "type_mismatch"),
         "notes.txt": (text_then_binary, "text/plain", "rejected", "type_mismatch"),
     }
+    # What ClamAV said: it saw the files that passed the cheaper checks, and only those.
+    virus_scan = {"eicar.txt": "infected", "report.pdf": "clean", "biden.jpg": "clean"}
+    virus_scan["miranda.png"] = "clean"
     uploaded = {
         name: await upload(client, h, data, name, ctype)
         for name, (data, ctype, _, _) in cases.items()
     }
+    assert all(info["virus_scan"] is None for info in uploaded.values())  # pending
     for name, (data, _, status, reason) in cases.items():
         info = uploaded[name]
         job = await wait_for_job(client, info["scan_task_id"], h)
@@ -91,6 +95,8 @@ async def test_scan_verdicts_and_downloads(
         assert job["result"]["reason"] == reason, (name, job["result"])
         now = (await client.get(f"/v1/files/{info['filename']}/info", headers=h)).json()
         assert now["scan_status"] == status and now["scan_reason"] == reason, name
+        assert now["virus_scan"] == virus_scan.get(name), name
+        assert job["result"]["virus_scan"] == virus_scan.get(name), name
         assert now["scanned_at"] is not None
         r = await client.get(f"/v1/files/{info['filename']}", headers=h)
         if status == "clean":
@@ -106,7 +112,10 @@ async def test_clamd_down_means_retry_not_a_verdict(
 ):
     sock = tmp_path / "later" / "clamd.sock"
     client, _, start = await isolated(
-        storage_local_root=str(tmp_path / "files"), clamd_url=f"unix://{sock}"
+        storage_local_root=str(tmp_path / "files"),
+        clamd_url=f"unix://{sock}",
+        environment="production",
+        metrics_token="scrape-secret",
     )
     start(concurrency=1)
     h = auth_for(student)
@@ -120,6 +129,11 @@ async def test_clamd_down_means_retry_not_a_verdict(
         db.scalar(select(StoredFile.scan_status).where(StoredFile.key == info["filename"]))
         == "pending"
     )
+    # Not served while the scanner is away.
+    now = (await client.get(f"/v1/files/{info['filename']}/info", headers=h)).json()
+    assert (now["scan_status"], now["virus_scan"]) == ("pending", None)
+    r = await client.get(f"/v1/files/{info['filename']}", headers=h)
+    assert r.status_code == 409 and r.json()["error"]["details"]["scan_status"] == "pending"
     server = start_clamd(tmp_path / "clamd", socket_path=sock)  # clamd comes back
     try:
         job = await wait_for_job(client, info["scan_task_id"], h, timeout=60)
@@ -177,6 +191,7 @@ async def test_deleted_users_blobs_are_purged_after_scans(
     kept = await upload(client, auth_for(stayer), minimal_pdf("hi"), "hi.pdf")
     job = await wait_for_job(client, kept["scan_task_id"], auth_for(stayer))
     assert job["result"]["scan_status"] == "clean"  # no clamd configured: the other checks
+    assert job["result"]["virus_scan"] == "skipped"  # ... and it says ClamAV never ran
 
     def tombstones() -> list[str]:
         db.expire_all()
@@ -188,3 +203,46 @@ async def test_deleted_users_blobs_are_purged_after_scans(
     assert tombstones() == []
     assert not storage.exists(gone["filename"])
     assert sorted(p.name for p in Path(root).iterdir()) == [kept["filename"]]
+
+
+async def test_virus_scan_off_serves_files_marked_skipped(
+    isolated, clamd_server, eicar, student, auth_for, tmp_path
+):
+    """VIRUS_SCAN=off is an explicit choice, even with a scanner at hand: files are served and
+    say plainly that ClamAV never looked at them."""
+    client, _, start = await isolated(
+        storage_local_root=str(tmp_path / "files"),
+        clamd_url=clamd_server.url,
+        virus_scan="off",
+        environment="production",
+        metrics_token="scrape-secret",
+    )
+    start(concurrency=1)
+    h = auth_for(student)
+    info = await upload(client, h, eicar, "eicar.txt", "text/plain")
+    job = await wait_for_job(client, info["scan_task_id"], h)
+    assert job["result"]["scan_status"] == "clean"
+    now = (await client.get(f"/v1/files/{info['filename']}/info", headers=h)).json()
+    assert (now["scan_status"], now["virus_scan"]) == ("clean", "skipped")
+    r = await client.get(f"/v1/files/{info['filename']}", headers=h)
+    assert r.status_code == 200 and r.content == eicar
+
+
+def test_production_worker_refuses_to_start_without_a_scanner(test_env, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    env = {**os.environ, **test_env, "ENVIRONMENT": "production", "CLAMD_URL": ""}
+    env.pop("VIRUS_SCAN", None)
+    cmd = [
+        sys.executable, "-m", "celery", "-A", "worker.app", "worker", "-Q", "default",
+        "-c", "1", "-n", f"refuse-{uuid.uuid4().hex[:6]}@%h", "--without-mingle",
+        "--without-gossip",
+    ]  # fmt: skip
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    assert "CLAMD_URL" in done.stderr and "VIRUS_SCAN=off" in done.stderr
+    assert "ready." not in done.stdout + done.stderr

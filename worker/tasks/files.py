@@ -2,9 +2,11 @@
 
 Checks (common.scanning.scan): the content type stored at upload is borne out by the whole
 file, images decode fully under the pixel limit, and ClamAV finds nothing (when CLAMD_URL is
-set). A rejection is a verdict, not a failure: the job succeeds with it as its result. clamd
-or the storage being unreachable is transient: the job retries with backoff. After each scan,
-blobs of deleted rows are purged (common.files.purge_deleted_blobs).
+set and VIRUS_SCAN is not off; `virus_scan` records what ClamAV said, or `skipped`). A
+rejection is a verdict, not a failure: the job succeeds with it as its result. clamd or the
+storage being unreachable is transient: the job retries with backoff and the file stays
+`pending` (never served). After each scan, blobs of deleted rows are purged
+(common.files.purge_deleted_blobs).
 """
 
 from __future__ import annotations
@@ -103,6 +105,7 @@ def _scan(ctx: JobContext) -> None:
         "scan_status": verdict.status,
         "content_type": verdict.content_type,
         "reason": verdict.reason,
+        "virus_scan": verdict.virus_scan,
     }
     ctx.set_result(result)
     with ctx.finish() as session:
@@ -113,11 +116,18 @@ def _scan(ctx: JobContext) -> None:
                 scan_status=verdict.status,
                 scan_reason=verdict.reason,
                 scan_detail=verdict.detail[:500] or None,
+                virus_scan=verdict.virus_scan,
                 scanned_at=datetime.now(UTC),
                 updated_at=datetime.now(UTC),
             )
         )
-    log.info("files.scanned", key=key, status=verdict.status, reason=verdict.reason)
+    log.info(
+        "files.scanned",
+        key=key,
+        status=verdict.status,
+        reason=verdict.reason,
+        virus_scan=verdict.virus_scan,
+    )
 
 
 def _purge(storage: Storage) -> None:
