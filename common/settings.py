@@ -126,6 +126,10 @@ class Settings(BaseSettings):
     face_max_enrollments: int = Field(10, ge=1, le=100)
     keep_face_photos: bool = False
 
+    # Check-in by photo is open from CHECK_IN_EARLY_SECONDS before a test opens until it closes
+    # (checked when the photo arrives and again when the worker records it).
+    check_in_early_seconds: int = Field(900, ge=0, le=7 * 24 * 3600)
+
     # Tests and grading. A submit is still accepted SUBMISSION_GRACE_SECONDS after an attempt's
     # deadline or a test's close time (the click that raced the clock); a CSV import is stored
     # in the database for the worker, up to SUBMISSION_IMPORT_MAX_BYTES; the regrade job reads

@@ -136,11 +136,16 @@ async def delete_faces(
     "/tests/{test_id}/check-in",
     summary="Check in by photo",
     description="A student uploads a photo of their face (multipart field `file`); 409 at once "
-    "without an enrollment. The worker compares it with the student's enrollments: within "
-    "FACE_TOLERANCE it records attendance `present` by face and the task's result is "
-    "`{verified: true, distance, attendance_id}`; otherwise `{verified: false, distance, "
-    "reason}` and nothing is written. Unusable photos fail the task with the enrollment's "
-    "codes. Checking in again updates the same record.",
+    "without an enrollment, and 409 `test_not_open` outside the check-in window (from "
+    "CHECK_IN_EARLY_SECONDS before the test opens until it closes). The worker checks the "
+    "window again when it records, then compares the photo with the student's enrollments: "
+    "within FACE_TOLERANCE it records attendance `present` by face and the task's result is "
+    "`{verified: true, distance, attendance_id, recorded: true}`; otherwise `{verified: false, "
+    "distance, recorded: false, reason}` and nothing is written. A record an instructor or "
+    "admin wrote by hand stands: the task then succeeds with `recorded: false, reason: "
+    "manual_record`; a check-in run after the test closed gives `recorded: false, reason: "
+    "test_not_open`. Unusable photos fail the task with the enrollment's codes. Checking in "
+    "again updates the same record.",
     status_code=202,
     response_class=JSONResponse,
     responses={**ACCEPTED_DOC, **ERRORS, **UPLOAD_ERRORS, **error_responses(409)},
@@ -169,7 +174,9 @@ async def check_in(
     description="The test's instructor or an admin uploads a class photo (multipart field "
     "`file`). The worker matches every face against the enrolled students who may take the "
     "test, one face per student and one student per face (closest first), marks the matched "
-    "students present, and reports `{matched: [{user_id, distance}], unknown_faces, faces}`.",
+    "students present, and reports `{matched: [{user_id, distance}], left_as_is, "
+    "unknown_faces, faces}`; a matched student whose record was written by hand keeps it "
+    "and is listed in `left_as_is` with `reason: manual_record`.",
     status_code=202,
     response_class=JSONResponse,
     responses={**ACCEPTED_DOC, **ERRORS, **UPLOAD_ERRORS},
