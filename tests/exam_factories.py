@@ -71,3 +71,16 @@ async def submit(
     return await client.post(
         f"/v1/tests/{test['id']}/submit", json={"answers": answers(test, choice)}, headers=headers
     )
+
+
+async def record_attendance(
+    client: Any, headers: dict[str, str], test: Any, user: Any, status: str = "present"
+) -> dict[str, Any]:
+    """A record by hand (POST /v1/attendance) of a test and a user (ORM rows)."""
+    r = await client.post(
+        "/v1/attendance",
+        json={"test_id": test.id, "user_id": user.id, "status": status},
+        headers=headers,
+    )
+    assert r.status_code == 201, r.text
+    return dict(r.json())

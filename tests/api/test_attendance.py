@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from exam_factories import record_attendance as record
 from sqlalchemy import func, select, update
 
 from common.models import Attendance
@@ -20,16 +21,6 @@ def make_test(db):
         return test
 
     return make
-
-
-async def record(client, headers, test, user, status="present"):
-    r = await client.post(
-        "/v1/attendance",
-        json={"test_id": test.id, "user_id": user.id, "status": status},
-        headers=headers,
-    )
-    assert r.status_code == 201, r.text
-    return r.json()
 
 
 async def test_instructor_records_reads_updates_and_deletes(

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import test_face_jobs as face_jobs
 from conftest import wait_for_job
+from exam_factories import record_attendance as record_by_hand
 from sqlalchemy import select
 from test_face_jobs import count, photo, submit
 
@@ -30,16 +31,6 @@ async def _set_window(client, exam, headers, **window: datetime | None) -> None:
     body = {k: _iso(v) if v else None for k, v in window.items()}
     r = await client.put(f"/v1/tests/{exam.id}", json=body, headers=headers)
     assert r.status_code == 200, r.text
-
-
-async def record_by_hand(client, headers, exam, user, status: str) -> dict:
-    r = await client.post(
-        "/v1/attendance",
-        json={"test_id": exam.id, "user_id": user.id, "status": status},
-        headers=headers,
-    )
-    assert r.status_code == 201, r.text
-    return r.json()
 
 
 def record_of(db, exam, user) -> Attendance:
