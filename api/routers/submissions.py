@@ -27,7 +27,6 @@ from api.schemas.submissions import (
     SubmitResult,
 )
 from api.services import submissions as service
-from common.cache import stats_scope
 
 router = APIRouter(tags=["submissions"])
 ERRORS = error_responses(401, 403, 404)
@@ -80,7 +79,6 @@ async def submit(
     response: Response,
     session: DbSession,
     settings: SettingsDep,
-    resources: ResourcesDep,
     principal: Annotated[Principal, scoped("tests:take")],
 ) -> SubmitResult:
     result = await service.submit(
@@ -90,7 +88,6 @@ async def submit(
         test_id=test_id,
         answers=body.answers,
     )
-    await resources.cache.bump(stats_scope(test_id))
     response.headers["Location"] = f"/v1/submissions/{result.id}"
     return result
 
