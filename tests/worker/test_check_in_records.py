@@ -159,3 +159,50 @@ async def test_a_class_photo_leaves_manual_records_as_they_were(
     assert (kept.status, kept.method, kept.distance) == ("excused", "manual", None)
     taken = record_of(db, exam, obama)
     assert (taken.status, taken.method) == ("present", "face")
+
+
+async def test_a_manual_write_racing_a_check_in_wins(
+    client, worker, enrolled, exam, instructor, auth_for, db, sync_db
+):
+    """The instructor's change is in flight (row locked, not committed) when the worker records:
+    the worker waits for it, then leaves the manual record as it is."""
+    import asyncio
+    import time
+
+    from sqlalchemy import text, update
+
+    obama = enrolled["obama"]
+    h = auth_for(obama)
+    url = f"/v1/tests/{exam.id}/check-in"
+    first = await wait_for_job(client, await submit(client, url, h, photo("obama2.jpg")), h)
+    assert first["result"]["recorded"] is True, first
+    # The manual write, as the API's PUT makes it, left uncommitted.
+    db.execute(
+        update(Attendance)
+        .where(Attendance.id == first["result"]["attendance_id"])
+        .values(status="absent", method="manual", distance=None, recorded_by=instructor.id)
+    )
+    task_id = await submit(client, url, h, photo("obama3.jpg"))
+    try:
+        deadline = time.monotonic() + 90
+        with sync_db.engine.connect() as probe:
+            # Until the worker's upsert waits for our row lock.
+            while not probe.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND wait_event_type = 'Lock'"
+                )
+            ).scalar():
+                probe.rollback()  # pg_stat_activity is a snapshot per transaction
+                job = (await client.get(f"/v1/tasks/{task_id}", headers=h)).json()
+                assert job["status"] not in ("succeeded", "failed"), job
+                assert time.monotonic() < deadline, "the worker never reached the record"
+                await asyncio.sleep(0.05)
+        db.commit()
+    finally:
+        db.rollback()
+    job = await wait_for_job(client, task_id, h, timeout=90)
+    assert job["status"] == "succeeded", job
+    assert job["result"]["recorded"] is False and job["result"]["reason"] == "manual_record"
+    row = record_of(db, exam, obama)
+    assert (row.status, row.method, row.recorded_by) == ("absent", "manual", instructor.id)
