@@ -10,7 +10,7 @@ scopes they make stale (`RULES`):
 | questions, options | their test and its statistics (the key) |
 | test_classes | the test (the owner view lists its classes), every list (who sees it) |
 | classes, class_members | every list (membership decides which tests a student sees) |
-| submissions | the statistics of their test |
+| submissions; attempts (deleted) | the statistics of their test |
 | users (deleted) | what the deletion cascades to: their tests, the statistics of the tests |
 |                 | they submitted to, every list |
 
@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import structlog
-from sqlalchemy import Connection, event, select
+from sqlalchemy import Connection, event, select, tuple_
 from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 
 from common.cache import LISTS, stats_scope, test_scope
@@ -121,6 +121,8 @@ RULES: dict[str, Rule] = {
     "classes": Rule(("id",), _of_classes),
     "class_members": Rule((), _of_lists),
     "submissions": Rule(("test_id",), _of_submissions),
+    # A deleted attempt takes its submission with it (ON DELETE CASCADE).
+    "attempts": Rule(("test_id",), _of_submissions, frozenset({"delete"})),
     # A changed name, role or status is in no cached entry (lists are cached per user and role).
     "users": Rule(("id",), _of_deleted_users, frozenset({"delete"})),
 }
@@ -238,6 +240,11 @@ def _do_orm_execute(state: ORMExecuteState) -> None:
     where = state.statement.whereclause  # type: ignore[attr-defined]
     if where is not None:
         query = query.where(where)
+    if isinstance(state.parameters, list):  # ORM bulk UPDATE by primary key: those rows only
+        pk = list(target.primary_key.columns)
+        query = query.where(
+            tuple_(*pk).in_([tuple(p[c.key] for c in pk) for p in state.parameters])
+        )
     _collect(session, table, op, session.connection().execute(query).all())
 
 
