@@ -2,7 +2,8 @@
 
 Students see their own records, instructors the records of the tests they own, admins all.
 Records taken by face are written by the biometrics worker (worker/tasks/faces.py); a record
-changed here becomes `manual`, recorded by whoever changed it.
+written or changed here becomes `manual`, recorded by whoever changed it, and from then on stands
+against check-ins and class photos (common.attendance.face_may_replace).
 """
 
 from __future__ import annotations
