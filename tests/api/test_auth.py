@@ -46,7 +46,9 @@ async def test_login_is_case_insensitive_on_username(client, make_user):
 
 
 @pytest.mark.parametrize(
-    ("username", "password"), [("nobody-here", PASSWORD), ("{student}", "wrong-password-1")]
+    ("username", "password"),
+    # A NUL byte cannot be stored in PostgreSQL: still just a wrong username, not a 500.
+    [("nobody-here", PASSWORD), ("{student}", "wrong-password-1"), ("a\x00b", PASSWORD)],
 )
 async def test_bad_credentials_are_401_with_error_body(client, student, username, password):
     r = await login(client, username.format(student=student.username), password)
