@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 import redis.asyncio as aioredis
 import structlog
 from fastapi import Request, Response
+from sqlalchemy.util import await_
 
 from common.cache import VERSION_TTL_SECONDS, entry_key, version_key
 from common.metrics import CACHE_EVENTS, FAIL_OPEN
@@ -60,6 +61,15 @@ class ResponseCache:
         except Exception as exc:
             # Without Redis nothing is cached either; entries written before the outage carry
             # old versions and expire within the TTL.
+            self._fail_open(exc)
+
+    def bump_after_commit(self, scopes: frozenset[str]) -> None:
+        """A common.cache_invalidation.Bumper for the API's async sessions. The hook runs inside
+        AsyncSession.commit's greenlet, so the async bump is awaited from there: the entry is
+        stale-free before the request answers, without blocking the event loop."""
+        try:
+            await_(self.bump(*sorted(scopes)))
+        except Exception as exc:  # never fail a commit that already happened
             self._fail_open(exc)
 
     async def get_or_compute(

@@ -12,6 +12,7 @@ from api.cache import ResponseCache
 from api.login_guard import LoginGuard
 from api.ratelimit import RateLimiter
 from api.single_flight import SharedResult
+from common.cache_invalidation import session_info
 from common.celery_config import make_celery
 from common.db import AsyncDatabase
 from common.jobs import CeleryPublisher
@@ -44,17 +45,19 @@ class Resources:
         redis = aioredis.Redis.from_url(
             settings.redis_url, socket_connect_timeout=1, socket_timeout=1, health_check_interval=15
         )
+        cache = ResponseCache(
+            redis, settings.redis_key_prefix, settings.cache_ttl_seconds, settings.cache_enabled
+        )
         return cls(
             settings=settings,
-            db=AsyncDatabase(settings),
+            # Every commit invalidates the cache entries its writes made stale.
+            db=AsyncDatabase(settings, info=session_info(cache.bump_after_commit)),
             redis=redis,
             celery=celery,
             publisher=CeleryPublisher(celery),
             rate_limiter=RateLimiter(settings),
             login_guard=LoginGuard(settings, redis),
-            cache=ResponseCache(
-                redis, settings.redis_key_prefix, settings.cache_ttl_seconds, settings.cache_enabled
-            ),
+            cache=cache,
         )
 
     async def close(self) -> None:

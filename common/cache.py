@@ -1,14 +1,15 @@
-"""Cache keys and invalidation shared by the API and the worker.
+"""Cache keys and version bumps shared by the API and the worker.
 
 Entries are versioned instead of deleted: a write bumps the version of what it changed (a test,
 or the generation of all test lists), and readers build keys with the current versions, so a
-stale entry is never found again and simply expires. The worker bumps too (a regrade changes a
-test's statistics), through the synchronous client.
+stale entry is never found again and simply expires. Which write bumps which scope is decided in
+common.cache_invalidation, by session hooks in the API and the worker alike.
 """
 
 from __future__ import annotations
 
 import redis
+import structlog
 
 VERSION_TTL_SECONDS = 7 * 24 * 3600
 LISTS = "tests:lists"
@@ -38,3 +39,22 @@ def bump_sync(client: redis.Redis, prefix: str, *scopes: str) -> None:
         pipe.incr(version_key(prefix, scope))
         pipe.expire(version_key(prefix, scope), VERSION_TTL_SECONDS)
     pipe.execute()
+
+
+class SyncBumper:
+    """Bumps versions from sync sessions (the worker) after their commit: a
+    common.cache_invalidation.Bumper. Fails open: a Redis error is logged, and the stale
+    entries expire within their TTL."""
+
+    def __init__(self, redis_url: str, prefix: str) -> None:
+        self.redis_url = redis_url
+        self.prefix = prefix
+        self._client: redis.Redis | None = None
+
+    def __call__(self, scopes: frozenset[str]) -> None:
+        try:
+            if self._client is None:
+                self._client = redis.Redis.from_url(self.redis_url, socket_timeout=2)
+            bump_sync(self._client, self.prefix, *sorted(scopes))
+        except redis.RedisError as exc:
+            structlog.get_logger(__name__).warning("cache.invalidate_failed", error=repr(exc))

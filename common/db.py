@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import URL, make_url
@@ -60,11 +61,16 @@ def make_sync_engine(settings: Settings, *, pool_size: int = 2) -> Engine:
 
 
 class AsyncDatabase:
-    """The API's engine and session factory, created once at start-up."""
+    """The API's engine and session factory, created once at start-up. `info` (e.g.
+    common.cache_invalidation.session_info) is every session's `info`."""
 
-    def __init__(self, settings: Settings | None = None) -> None:
+    def __init__(
+        self, settings: Settings | None = None, info: dict[str, Any] | None = None
+    ) -> None:
         self.engine = make_async_engine(settings or get_settings())
-        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.sessionmaker = async_sessionmaker(
+            self.engine, expire_on_commit=False, info=dict(info or {})
+        )
 
     def session(self) -> AsyncSession:
         return self.sessionmaker()
@@ -74,11 +80,13 @@ class AsyncDatabase:
 
 
 class SyncDatabase:
-    """The worker's engine; built in each child after the fork."""
+    """The worker's engine; built in each child after the fork. `info` as for AsyncDatabase."""
 
-    def __init__(self, settings: Settings | None = None) -> None:
+    def __init__(
+        self, settings: Settings | None = None, info: dict[str, Any] | None = None
+    ) -> None:
         self.engine = make_sync_engine(settings or get_settings())
-        self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
+        self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False, info=dict(info or {}))
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import structlog
-from sqlalchemy import update
+from sqlalchemy import ColumnElement, and_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.celery_config import TASK_QUEUES
-from common.models.jobs import Job
+from common.models.jobs import FINISHED_STATUSES, Job
 
 log = structlog.get_logger(__name__)
 
@@ -99,3 +100,43 @@ async def enqueue(
         await session.commit()
         raise BrokerUnavailable(job.id) from exc
     return job
+
+
+# --------------------------------------------------------------------------- per-test locks
+
+
+def test_subject(test_id: int) -> str:
+    """The subject of every job about a test: grading and face jobs alike. A subject says what
+    a job concerns; which jobs exclude each other is a `TestJobLock`'s business, not the
+    subject's."""
+    return f"test:{test_id}"
+
+
+@dataclass(frozen=True)
+class TestJobLock:
+    """At most one unfinished job of `kinds` per test; jobs of other kinds on the same test
+    neither take it nor wait for it.
+
+    Callers check it while holding the test's row lock (SELECT ... FOR UPDATE), so two requests
+    cannot both find it free.
+    """
+
+    name: str
+    kinds: frozenset[str]
+
+    def held(self, test_id: int) -> ColumnElement[bool]:
+        return and_(
+            Job.subject == test_subject(test_id),
+            Job.kind.in_(sorted(self.kinds)),
+            Job.status.not_in(FINISHED_STATUSES),
+        )
+
+    async def holder(self, session: AsyncSession, test_id: int) -> Job | None:
+        """The unfinished job holding the lock for this test, if any."""
+        return (await session.scalars(select(Job).where(self.held(test_id)).limit(1))).first()
+
+
+# A regrade or an import rewrites a test's scores from its key: one at a time per test, and the
+# key does not change under them. Face jobs (check-in, class photo) write attendance only.
+GRADING_LOCK = TestJobLock("grading", frozenset({"grading.regrade", "grading.import_submissions"}))
+assert GRADING_LOCK.kinds <= TASK_QUEUES.keys()

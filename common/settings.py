@@ -142,6 +142,10 @@ class Settings(BaseSettings):
     # at once, for deployments that enroll in a supervised room.
     face_enrollment_approval: bool = True
 
+    # Check-in by photo is open from CHECK_IN_EARLY_SECONDS before a test opens until it closes
+    # (checked when the photo arrives and again when the worker records it).
+    check_in_early_seconds: int = Field(900, ge=0, le=7 * 24 * 3600)
+
     # Tests and grading. A submit is still accepted SUBMISSION_GRACE_SECONDS after an attempt's
     # deadline or a test's close time (the click that raced the clock); a CSV import is stored
     # in the database for the worker, up to SUBMISSION_IMPORT_MAX_BYTES; the regrade job reads

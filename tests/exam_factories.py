@@ -85,3 +85,16 @@ def class_of(db: Any, instructor: Any, *students: Any) -> Any:
     db.add_all([ClassMember(class_id=group.id, user_id=s.id) for s in students])
     db.commit()
     return group
+
+
+async def record_attendance(
+    client: Any, headers: dict[str, str], test: Any, user: Any, status: str = "present"
+) -> dict[str, Any]:
+    """A record by hand (POST /v1/attendance) of a test and a user (ORM rows)."""
+    r = await client.post(
+        "/v1/attendance",
+        json={"test_id": test.id, "user_id": user.id, "status": status},
+        headers=headers,
+    )
+    assert r.status_code == 201, r.text
+    return dict(r.json())

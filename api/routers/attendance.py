@@ -104,7 +104,10 @@ async def get_attendance(
     "/{attendance_id}",
     summary="Change an attendance status",
     description="The test's instructor or an admin sets the status by hand; the record becomes "
-    "`manual`, recorded by the caller, without a face distance.",
+    "`manual`, recorded by the caller, without a face distance, and later check-ins and class "
+    "photos leave it as it is. The body is `{status}` or the record as GET returns it with a "
+    "new status: `id`, `test_id` and `user_id` must be the record's own (else 422 "
+    "`immutable_field`); the other read-only fields are ignored.",
     response_model=AttendanceOut,
     responses={**ERRORS, **error_responses(422)},
 )

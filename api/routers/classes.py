@@ -4,11 +4,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Response
 
-from api.deps import MAX_ID, DbSession, PageDep, Principal, ResourcesDep, scoped
+from api.deps import MAX_ID, DbSession, PageDep, Principal, scoped
 from api.errors import error_responses
 from api.schemas.classes import ClassCreate, ClassOut, ClassSummary, ClassUpdate
 from api.services import classes as service
-from common.cache import LISTS
 
 router = APIRouter(prefix="/classes", tags=["classes"])
 ERRORS = error_responses(401, 403, 404)
@@ -25,13 +24,8 @@ Author = Annotated[Principal, scoped("tests:write")]
     status_code=201,
     responses={**ERRORS, **error_responses(409, 422)},
 )
-async def create_class(
-    body: ClassCreate, session: DbSession, resources: ResourcesDep, principal: Author
-) -> ClassOut:
-    created = await service.create_class(session=session, principal=principal, data=body)
-    # Membership decides which tests students see: every cached list and view is stale.
-    await resources.cache.bump(LISTS)
-    return created
+async def create_class(body: ClassCreate, session: DbSession, principal: Author) -> ClassOut:
+    return await service.create_class(session=session, principal=principal, data=body)
 
 
 @router.get(
@@ -73,14 +67,11 @@ async def update_class(
     class_id: ClassIdPath,
     body: ClassUpdate,
     session: DbSession,
-    resources: ResourcesDep,
     principal: Author,
 ) -> ClassOut:
-    updated = await service.update_class(
+    return await service.update_class(
         session=session, principal=principal, class_id=class_id, data=body
     )
-    await resources.cache.bump(LISTS)
-    return updated
 
 
 @router.delete(
@@ -91,9 +82,6 @@ async def update_class(
     status_code=204,
     responses={**ERRORS, **error_responses(409)},
 )
-async def delete_class(
-    class_id: ClassIdPath, session: DbSession, resources: ResourcesDep, principal: Author
-) -> Response:
+async def delete_class(class_id: ClassIdPath, session: DbSession, principal: Author) -> Response:
     await service.delete_class(session=session, principal=principal, class_id=class_id)
-    await resources.cache.bump(LISTS)
     return Response(status_code=204)

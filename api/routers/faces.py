@@ -254,11 +254,16 @@ async def delete_faces(
     summary="Check in by photo",
     description="A student uploads a photo of their face (multipart field `file`); 409 "
     "`not_enrolled` at once without an approved enrollment (a pending one waits for its "
-    "reviewer). The worker compares it with the student's approved enrollments: within "
-    "FACE_TOLERANCE it records attendance `present` by face and the task's result is "
-    "`{verified: true, distance, attendance_id}`; otherwise `{verified: false, distance, "
-    "reason}` and nothing is written. Unusable photos fail the task with the enrollment's "
-    "codes. Checking in again updates the same record.",
+    "reviewer), and 409 `test_not_open` outside the check-in window (from "
+    "CHECK_IN_EARLY_SECONDS before the test opens until it closes). The worker checks the "
+    "window again when it records, then compares the photo with the student's approved "
+    "enrollments: within FACE_TOLERANCE it records attendance `present` by face and the task's "
+    "result is `{verified: true, distance, attendance_id, recorded: true}`; otherwise "
+    "`{verified: false, distance, recorded: false, reason}` and nothing is written. A record an "
+    "instructor or admin wrote by hand stands: the task then succeeds with `recorded: false, "
+    "reason: manual_record`; a check-in run after the test closed gives `recorded: false, "
+    "reason: test_not_open`. Unusable photos fail the task with the enrollment's codes. "
+    "Checking in again updates the same record.",
     status_code=202,
     response_class=JSONResponse,
     responses={**ACCEPTED_DOC, **ERRORS, **UPLOAD_ERRORS, **error_responses(409)},
@@ -288,7 +293,9 @@ async def check_in(
     "`file`). The worker matches every face against the students with an approved "
     "enrollment who may take the test, one face per student and one student per face "
     "(closest first), marks the matched students present, and reports "
-    "`{matched: [{user_id, distance}], unknown_faces, faces}`.",
+    "`{matched: [{user_id, distance}], left_as_is, unknown_faces, faces}`; a matched student "
+    "whose record was written by hand keeps it and is listed in `left_as_is` with "
+    "`reason: manual_record`.",
     status_code=202,
     response_class=JSONResponse,
     responses={**ACCEPTED_DOC, **ERRORS, **UPLOAD_ERRORS},

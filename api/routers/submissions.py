@@ -28,7 +28,6 @@ from api.schemas.submissions import (
     SubmitResult,
 )
 from api.services import submissions as service
-from common.cache import stats_scope
 
 router = APIRouter(tags=["submissions"])
 ERRORS = error_responses(401, 403, 404)
@@ -85,7 +84,6 @@ async def submit(
     response: Response,
     session: DbSession,
     settings: SettingsDep,
-    resources: ResourcesDep,
     principal: Annotated[Principal, scoped("tests:take")],
 ) -> SubmitResult:
     result = await service.submit(
@@ -95,7 +93,6 @@ async def submit(
         test_id=test_id,
         answers=body.answers,
     )
-    await resources.cache.bump(stats_scope(test_id))
     response.headers["Location"] = f"/v1/submissions/{result.id}"
     return result
 

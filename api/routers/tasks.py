@@ -28,7 +28,8 @@ async def list_tasks(
     session: DbSession,
     page: PageDep,
     principal: Annotated[Principal, scoped("me")],
-    kind: Annotated[str | None, Query(max_length=64)] = None,
+    # A task kind is a dotted name; anything else (a NUL byte reaching PostgreSQL) is a 422.
+    kind: Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9_.-]*$")] = None,
     status: Annotated[JobStatus | None, Query()] = None,
 ) -> list[JobOut]:
     jobs, total = await service.list_jobs(

@@ -10,7 +10,6 @@ from api.deps import DbSession, PageDep, Principal, ResourcesDep, TestIdPath, sc
 from api.errors import error_responses
 from api.schemas.tests import TestCreate, TestOut, TestSummary, TestTakerOut, TestUpdate
 from api.services import tests as service
-from common.cache import LISTS, stats_scope, test_scope
 
 router = APIRouter(prefix="/tests", tags=["tests"])
 ERRORS = error_responses(401, 403, 404)
@@ -31,12 +30,9 @@ TestView = Annotated[TestOut | TestTakerOut, Field(discriminator="view")]
 async def create_test(
     body: TestCreate,
     session: DbSession,
-    resources: ResourcesDep,
     principal: Annotated[Principal, scoped("tests:write")],
 ) -> TestOut:
-    created = await service.create_test(session=session, principal=principal, data=body)
-    await resources.cache.bump(LISTS)
-    return created
+    return await service.create_test(session=session, principal=principal, data=body)
 
 
 @router.get(
@@ -103,14 +99,11 @@ async def update_test(
     test_id: TestIdPath,
     body: TestUpdate,
     session: DbSession,
-    resources: ResourcesDep,
     principal: Annotated[Principal, scoped("tests:write")],
 ) -> TestOut:
-    updated = await service.update_test(
+    return await service.update_test(
         session=session, principal=principal, test_id=test_id, data=body
     )
-    await resources.cache.bump(test_scope(test_id), stats_scope(test_id), LISTS)
-    return updated
 
 
 @router.delete(
@@ -126,9 +119,7 @@ async def update_test(
 async def delete_test(
     test_id: TestIdPath,
     session: DbSession,
-    resources: ResourcesDep,
     principal: Annotated[Principal, scoped("tests:write")],
 ) -> Response:
     await service.delete_test(session=session, principal=principal, test_id=test_id)
-    await resources.cache.bump(test_scope(test_id), stats_scope(test_id), LISTS)
     return Response(status_code=204)

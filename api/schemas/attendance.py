@@ -20,7 +20,19 @@ class AttendanceCreate(StrictModel):
 
 
 class AttendanceUpdate(StrictModel):
+    """The record as GET returns it, with a new status. Only `status` is written: `id`,
+    `test_id` and `user_id` must be the record's own (a record never moves to another test or
+    student), and the other read-only fields are accepted and ignored (the server sets them)."""
+
     status: AttendanceStatus
+    id: int | None = Field(None, ge=1, le=MAX_ID)
+    test_id: int | None = Field(None, ge=1, le=MAX_ID)
+    user_id: int | None = Field(None, ge=1, le=MAX_ID)
+    timestamp: datetime | None = None
+    method: AttendanceMethod | None = None
+    recorded_by: int | None = None
+    distance: float | None = None
+    updated_at: datetime | None = None
 
 
 class AttendanceOut(BaseModel):

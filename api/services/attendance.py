@@ -2,7 +2,8 @@
 
 Students see their own records, instructors the records of the tests they own, admins all.
 Records taken by face are written by the biometrics worker (worker/tasks/faces.py); a record
-changed here becomes `manual`, recorded by whoever changed it.
+written or changed here becomes `manual`, recorded by whoever changed it, and from then on stands
+against check-ins and class photos (common.attendance.face_may_replace).
 """
 
 from __future__ import annotations
@@ -158,10 +159,35 @@ async def create_attendance(
     return row
 
 
+def _same_record(row: Attendance, data: AttendanceUpdate) -> None:
+    """PUT takes back what GET returned; it may not move the record elsewhere."""
+    problems = [
+        {
+            "path": name,
+            "location": "body",
+            "message": f"is {current}: a record's {name} cannot change; delete it and record "
+            "another instead",
+        }
+        for name, sent, current in (
+            ("id", data.id, row.id),
+            ("test_id", data.test_id, row.test_id),
+            ("user_id", data.user_id, row.user_id),
+        )
+        if sent is not None and sent != current
+    ]
+    if problems:
+        raise Unprocessable(
+            f"{problems[0]['path']}: {problems[0]['message']}",
+            code="immutable_field",
+            details=problems,
+        )
+
+
 async def update_attendance(
     *, session: AsyncSession, principal: Principal, attendance_id: int, data: AttendanceUpdate
 ) -> Attendance:
     row = await _writable(session, principal, attendance_id)
+    _same_record(row, data)
     # A status set by hand is a manual record of whoever set it; a face distance no longer
     # explains it.
     row.status = data.status

@@ -15,6 +15,7 @@ count and what a new one starts as: common/face_review.py.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from sqlalchemy import Select, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,7 +27,8 @@ from api.multipart import ReadUpload, Upload
 from api.resources import Resources
 from api.services import test_access
 from common import face_review
-from common.jobs import enqueue
+from common.attendance import check_in_refusal
+from common.jobs import enqueue, test_subject
 from common.models import FaceEnrollment, FacePhoto, Job, User
 
 
@@ -272,9 +274,17 @@ async def start_check_in(
     read_upload: ReadUpload,
 ) -> Job:
     # Only to a test the student may take (published, and open to every student or assigned to
-    # one of their classes); others answer 404. The open/close window is not checked: students
-    # check in before a test opens.
+    # one of their classes); others answer 404. Then only inside the check-in window (from
+    # CHECK_IN_EARLY_SECONDS before the test opens until it closes): the worker checks it again.
     test = await test_access.get_test(session, principal, test_id)
+    refusal = check_in_refusal(
+        opens_at=test.opens_at,
+        closes_at=test.closes_at,
+        now=datetime.now(UTC),
+        early_seconds=resources.settings.check_in_early_seconds,
+    )
+    if refusal is not None:
+        raise Conflict(refusal.message, code=refusal.code, details=refusal.details)
     enrolled = await session.scalar(
         select(FaceEnrollment.id)
         .where(FaceEnrollment.user_id == principal.id, face_review.counts_for_matching())
@@ -299,7 +309,7 @@ async def start_check_in(
     upload = await read_upload()
     return await _store_and_enqueue(
         session, resources, principal, upload=upload, purpose="check_in", kind="faces.check_in",
-        user_id=principal.id, test_id=test.id, subject=f"test:{test.id}",
+        user_id=principal.id, test_id=test.id, subject=test_subject(test.id),
     )  # fmt: skip
 
 
@@ -317,5 +327,5 @@ async def start_class_photo(
     upload = await read_upload()
     return await _store_and_enqueue(
         session, resources, principal, upload=upload, purpose="class_photo",
-        kind="faces.class_photo", user_id=None, test_id=test.id, subject=f"test:{test.id}",
+        kind="faces.class_photo", user_id=None, test_id=test.id, subject=test_subject(test.id),
     )  # fmt: skip

@@ -36,12 +36,7 @@ from api.schemas.submissions import (
 )
 from api.services import test_access as access
 from api.services.test_access import QuestionLike
-from api.services.tests import (
-    active_grading_job,
-    grading_subject,
-    ordered,
-    taker_questions,
-)
+from api.services.tests import ordered, taker_questions
 from common import exam_visibility as visibility
 from common.cache import stats_scope, test_scope
 from common.gradebook import (
@@ -54,7 +49,7 @@ from common.gradebook import (
 )
 from common.grading import AnswerValidationError, score, score_stored, validate_answers
 from common.item_stats import quiz_statistics
-from common.jobs import enqueue
+from common.jobs import GRADING_LOCK, enqueue, test_subject
 from common.models import Attempt, Job, Submission, SubmissionImport, Test, User
 from common.results_csv import HeaderError, ImportParser, export_header, export_row, rows_to_csv
 from common.settings import Settings
@@ -367,7 +362,7 @@ async def get_submission(
 
 
 async def _refuse_if_grading(session: AsyncSession, test_id: int) -> None:
-    job = await active_grading_job(session, test_id)
+    job = await GRADING_LOCK.holder(session, test_id)
     if job is not None:
         raise Conflict(
             f"a {job.kind.removeprefix('grading.')} job is already running for this test",
@@ -395,7 +390,7 @@ async def start_regrade(
         kind="grading.regrade",
         owner_id=principal.id,
         params={"test_id": test.id, "dry_run": dry_run},
-        subject=grading_subject(test.id),
+        subject=test_subject(test.id),
     )
 
 
@@ -453,7 +448,7 @@ async def start_import(
         kind="grading.import_submissions",
         owner_id=principal.id,
         params={"test_id": test.id, "import_id": pending.id},
-        subject=grading_subject(test.id),
+        subject=test_subject(test.id),
     )
 
 

@@ -30,8 +30,8 @@ from common.cache import LISTS, test_scope
 from common.exam_visibility import Paper
 from common.gradebook import answer_key
 from common.grading import key_changes_scores
-from common.models import Attempt, Job, Option, Question, SchoolClass, Submission, Test, TestClass
-from common.models.jobs import FINISHED_STATUSES
+from common.jobs import GRADING_LOCK
+from common.models import Attempt, Option, Question, SchoolClass, Submission, Test, TestClass
 
 SETTINGS = (
     "published",
@@ -46,21 +46,6 @@ SETTINGS = (
     "shuffle_options",
     "review_policy",
 )
-
-
-def grading_subject(test_id: int) -> str:
-    """Job subject shared by a test's regrade and import jobs: one at a time per test."""
-    return f"test:{test_id}"
-
-
-async def active_grading_job(session: AsyncSession, test_id: int) -> Job | None:
-    return (
-        await session.scalars(
-            select(Job)
-            .where(Job.subject == grading_subject(test_id), Job.status.not_in(FINISHED_STATUSES))
-            .limit(1)
-        )
-    ).first()
 
 
 # --------------------------------------------------------------------------- views
@@ -414,7 +399,7 @@ async def update_test(
     test.updated_at = datetime.now(UTC)
     await session.flush()  # new questions and options get their ids
     if key_changes_scores(old_key, answer_key(test, test.questions)):
-        job = await active_grading_job(session, test.id)
+        job = await GRADING_LOCK.holder(session, test.id)
         if job is not None:
             raise Conflict(
                 "a regrade or import of this test is running; change the key when it ends",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from exam_factories import record_attendance as record
 from sqlalchemy import func, select, update
 
 from common.models import Attendance
@@ -20,16 +21,6 @@ def make_test(db):
         return test
 
     return make
-
-
-async def record(client, headers, test, user, status="present"):
-    r = await client.post(
-        "/v1/attendance",
-        json={"test_id": test.id, "user_id": user.id, "status": status},
-        headers=headers,
-    )
-    assert r.status_code == 201, r.text
-    return r.json()
 
 
 async def test_instructor_records_reads_updates_and_deletes(
@@ -256,9 +247,51 @@ async def test_update_makes_a_face_record_manual(
     assert r.status_code == 200
     assert r.json()["status"] == "late" and r.json()["method"] == "manual"
     assert r.json()["distance"] is None and r.json()["recorded_by"] == instructor.id
-    for body in ({}, {"status": "gone"}, {"status": "late", "user_id": 3}):
+    for body in ({}, {"status": "gone"}, {"status": "late", "user_id": student.id + 1000}):
         r = await client.put(f"/v1/attendance/{row.id}", json=body, headers=h)
         assert r.status_code == 422, body
+
+
+async def test_put_takes_back_the_resource_get_returns(
+    client, instructor, student, make_user, auth_for, make_test
+):
+    h = auth_for(instructor)
+    test, other_test = make_test(instructor), make_test(instructor, "Other")
+    created = await record(client, h, test, student, "present")
+    read = (await client.get(f"/v1/attendance/{created['id']}", headers=h)).json()
+    r = await client.put(
+        f"/v1/attendance/{created['id']}", json={**read, "status": "late"}, headers=h
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "late" and r.json()["method"] == "manual"
+    # Read-only fields sent back with other values are ignored: the server sets them.
+    r = await client.put(
+        f"/v1/attendance/{created['id']}",
+        json={**read, "status": "excused", "method": "face", "distance": 0.1, "recorded_by": 1},
+        headers=h,
+    )
+    assert r.status_code == 200, r.text
+    assert (r.json()["method"], r.json()["distance"]) == ("manual", None)
+    assert r.json()["recorded_by"] == instructor.id
+    # A record never moves to another test or student.
+    for field, value in (
+        ("test_id", other_test.id),
+        ("user_id", make_user("student").id),
+        ("id", created["id"] + 1),
+    ):
+        r = await client.put(
+            f"/v1/attendance/{created['id']}", json={**read, field: value}, headers=h
+        )
+        assert r.status_code == 422, (field, r.text)
+        error = r.json()["error"]
+        assert error["code"] == "immutable_field" and "cannot change" in error["message"]
+        assert [d["path"] for d in error["details"]] == [field]
+    still = (await client.get(f"/v1/attendance/{created['id']}", headers=h)).json()
+    assert (still["test_id"], still["user_id"], still["status"]) == (
+        test.id,
+        student.id,
+        "excused",
+    )
 
 
 async def test_unknown_and_out_of_range_ids(client, admin, auth_for):

@@ -64,6 +64,11 @@ async def test_login_validation_errors_are_422(client):
         "/v1/auth/login", content=b"{not json", headers={"content-type": "application/json"}
     )
     assert r.status_code == 422
+    # A NUL character (PostgreSQL text cannot hold it), as JSON or as the form: 422, not 500.
+    r = await client.post("/v1/auth/login", json={"username": "a\x00b", "password": "x"})
+    assert r.status_code == 422
+    r = await client.post("/v1/auth/login", data={"username": "a\x00b", "password": "x"})
+    assert r.status_code == 422
 
 
 async def test_unknown_user_costs_as_much_as_known_user(client, student):

@@ -127,3 +127,18 @@ async def test_admin_manages_any_class(client, instructor, admin, student, auth_
     assert r.status_code == 200 and r.json()["student_ids"] == []
     assert (await client.delete(f"/v1/classes/{class_id}", headers=ha)).status_code == 204
     assert (await client.get("/v1/classes", headers=auth_for(student))).status_code == 403
+
+
+async def test_a_nul_character_is_a_422_naming_the_field(client, instructor, auth_for):
+    # PostgreSQL text cannot hold NUL: every request body refuses it (api.schemas.common).
+    h = auth_for(instructor)
+    r = await client.post("/v1/classes", json={"name": "A\x00B"}, headers=h)
+    assert r.status_code == 422, r.text
+    assert [d["path"] for d in r.json()["error"]["details"]] == ["name"]
+    r = await client.post(
+        "/v1/tests",
+        json={"title": "T", "questions": [{"text": "Q\x00", "options": [{"text": "a"}]}]},
+        headers=h,
+    )
+    assert r.status_code == 422, r.text
+    assert "questions" in r.json()["error"]["details"][0]["path"]

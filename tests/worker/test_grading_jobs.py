@@ -157,6 +157,65 @@ async def test_one_grading_job_per_test(client, worker, instructor, student, aut
     assert job["status"] == "succeeded"
 
 
+async def test_face_jobs_never_block_grading_but_grading_blocks_grading(
+    isolated, client, worker, instructor, student, auth_for, db
+):
+    """Face jobs share the test's subject but not the grading lock (common.jobs.GRADING_LOCK):
+    a waiting check-in or class photo blocks no regrade, import or key edit; a waiting regrade
+    still blocks a second one, an import and a key edit."""
+    import numpy as np
+    from conftest import FACES
+
+    from common.faces import encoding_to_bytes
+
+    h = auth_for(instructor)
+    test = await new_test(client, h)
+    await submit(client, test, auth_for(student), RIGHT)
+    db.add(m.FaceEnrollment(user_id=student.id, encoding=encoding_to_bytes(np.zeros(128)),
+                            model="dlib_face_recognition_resnet_model_v1", face_px=200,
+                            detector_score=2.0))  # fmt: skip
+    db.commit()
+    # Face jobs through an API whose queue no worker reads: they stay queued.
+    parked, _, _ = await isolated()
+    image = {"file": ("p.jpg", (FACES / "obama2.jpg").read_bytes(), "image/jpeg")}
+    r = await parked.post(
+        f"/v1/tests/{test['id']}/check-in", files=image, headers=auth_for(student)
+    )
+    assert r.status_code == 202, r.text
+    check_in = r.json()["task_id"]
+    r = await parked.post(f"/v1/tests/{test['id']}/attendance/photo", files=image, headers=h)
+    assert r.status_code == 202, r.text
+    db.expire_all()
+    assert {j.subject for j in db.scalars(select(m.Job))} == {f"test:{test['id']}"}
+    job = await regrade(client, test, h)
+    assert job["status"] == "succeeded", job
+    # In progress rather than queued: still no conflict.
+    db.execute(update(m.Job).where(m.Job.id == uuid.UUID(check_in)).values(status="progress"))
+    db.commit()
+    text = csv_text([["username", qid(test, 0)], [student.username, str(option(test, 0, 0))]])
+    r = await start_import(client, test, h, text)
+    assert r.status_code == 202, r.text
+    assert (await wait_for_job(client, r.json()["task_id"], h))["status"] == "succeeded"
+    edited = await flip_q2_key(client, test, h)
+    assert edited["key_version"] == 2
+
+    # A regrade waiting in the queue holds the lock.
+    r = await parked.post(f"/v1/tests/{test['id']}/regrade", headers=h)
+    assert r.status_code == 202, r.text
+    waiting = r.json()["task_id"]
+    r = await client.post(f"/v1/tests/{test['id']}/regrade", headers=h)
+    assert r.status_code == 409 and r.json()["error"]["code"] == "grading_in_progress"
+    assert r.json()["error"]["details"] == {"task_id": waiting, "kind": "grading.regrade"}
+    r = await start_import(client, test, h, text)
+    assert r.status_code == 409 and r.json()["error"]["code"] == "grading_in_progress"
+    r = await client.put(
+        f"/v1/tests/{test['id']}",
+        json={"questions": without_positions(test["questions"])},  # the key flipped back
+        headers=h,
+    )
+    assert r.status_code == 409 and r.json()["error"]["code"] == "grading_in_progress"
+
+
 async def test_unreadable_stored_answers_count_as_failed(
     client, worker, instructor, make_user, auth_for, db
 ):

@@ -112,6 +112,9 @@ async def test_list_tasks_filters(client, worker, admin, auth_for):
     assert r.json() == []
     r = await client.get("/v1/tasks", params={"status": "bogus"}, headers=h)
     assert r.status_code == 422
+    # Not a task kind (a NUL byte would reach PostgreSQL): 422, not 500.
+    r = await client.get("/v1/tasks", params={"kind": "a\x00b"}, headers=h)
+    assert r.status_code == 422 and r.json()["error"]["code"] == "validation_error"
 
 
 async def test_echo_validation(client, admin, auth_for):

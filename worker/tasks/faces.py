@@ -21,7 +21,9 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -31,6 +33,13 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from common import face_review, faces
+from common.attendance import (
+    MANUAL_RECORD,
+    MANUAL_RECORD_MESSAGE,
+    WindowRefusal,
+    check_in_refusal,
+    face_may_replace,
+)
 from common.models import (
     Attendance,
     ClassMember,
@@ -135,10 +144,22 @@ def _release_photo(session: Session, photo_id: int, keep: bool) -> None:
     )
 
 
+@dataclass(frozen=True)
+class _Recorded:
+    attendance_id: int
+    written: bool  # False: a manual record was there and stands
+
+
 def _record_present(
     session: Session, *, test_id: int, user_id: int, distance: float, recorded_by: int | None
-) -> int:
-    """Upsert `present` by face: one record per student and test, whatever the order."""
+) -> _Recorded:
+    """Upsert `present` by face: one record per student and test, whatever the order, and
+    never over a record written by hand.
+
+    ON CONFLICT DO UPDATE locks the existing row and evaluates `face_may_replace` on its latest
+    committed version, so a manual write that commits first always stands; one that comes later
+    overwrites the face record, as it should.
+    """
     values = {
         "status": "present",
         "method": "face",
@@ -151,10 +172,34 @@ def _record_present(
         .on_conflict_do_update(
             index_elements=[Attendance.test_id, Attendance.user_id],
             set_={**values, "updated_at": func.now()},
+            where=face_may_replace(),
         )
         .returning(Attendance.id)
     )
-    return int(session.execute(stmt).scalar_one())
+    written = session.execute(stmt).scalar_one_or_none()
+    if written is not None:
+        return _Recorded(int(written), True)
+    # The conflicting row is locked by the statement above until this transaction ends.
+    kept = session.execute(
+        select(Attendance.id).where(Attendance.test_id == test_id, Attendance.user_id == user_id)
+    ).scalar_one()
+    return _Recorded(int(kept), False)
+
+
+def _window_refusal(session: Session, test_id: int) -> WindowRefusal | None:
+    """The API's check-in window rule, again at the time the worker records."""
+    # No row lock: deleting the test locks it, then the photo this job holds (a deadlock).
+    row = session.execute(
+        select(Test.opens_at, Test.closes_at).where(Test.id == test_id)
+    ).one_or_none()
+    if row is None:
+        raise JobFailed("test_not_found", "The test was deleted.")
+    return check_in_refusal(
+        opens_at=row.opens_at,
+        closes_at=row.closes_at,
+        now=datetime.now(UTC),
+        early_seconds=settings.check_in_early_seconds,
+    )
 
 
 def _require_test(session: Session, test_id: int) -> None:
@@ -273,8 +318,25 @@ def _vouching_uploader(session: Session, photo_id: int, student_id: int) -> int 
 # -- check-in ------------------------------------------------------------------------------
 
 
+def _not_recorded(refusal: WindowRefusal) -> dict[str, Any]:
+    return {
+        "recorded": False,
+        "reason": refusal.code,
+        "message": refusal.message,
+        "details": refusal.details,
+    }
+
+
 def _check_in(ctx: JobContext, photo_id: int) -> None:
     user_id, test_id = int(ctx.params["user_id"]), int(ctx.params["test_id"])
+    with db().transaction() as session:
+        refusal = _window_refusal(session, test_id)
+    if refusal is not None:  # already too late: spare the face work
+        with ctx.finish() as session:
+            keep = _claim_photo(session, photo_id)
+            ctx.set_result(_not_recorded(refusal))
+            _release_photo(session, photo_id, keep)
+        return
     stages = _Stages()
     image = _decode(photo_id, stages)
     try:
@@ -291,31 +353,27 @@ def _check_in(ctx: JobContext, photo_id: int) -> None:
     stages.mark("match")
     with ctx.finish() as session:
         keep = _claim_photo(session, photo_id)
-        if verdict.verified:
-            _require_test(session, test_id)
-            attendance_id = _record_present(
+        result: dict[str, Any] = {
+            "verified": verdict.verified,
+            "distance": _round(verdict.distance),
+        }
+        refusal = _window_refusal(session, test_id)
+        if not verdict.verified:
+            result.update(recorded=False, reason="not_a_match", tolerance=settings.face_tolerance)
+        elif refusal is not None:  # the test closed while the photo was being matched
+            result.update(_not_recorded(refusal))
+        else:
+            recorded = _record_present(
                 session,
                 test_id=test_id,
                 user_id=user_id,
                 distance=verdict.distance,
                 recorded_by=user_id,
             )
-            ctx.set_result(
-                {
-                    "verified": True,
-                    "distance": _round(verdict.distance),
-                    "attendance_id": attendance_id,
-                }
-            )
-        else:
-            ctx.set_result(
-                {
-                    "verified": False,
-                    "distance": _round(verdict.distance),
-                    "reason": "not_a_match",
-                    "tolerance": settings.face_tolerance,
-                }
-            )
+            result.update(attendance_id=recorded.attendance_id, recorded=recorded.written)
+            if not recorded.written:
+                result.update(reason=MANUAL_RECORD, message=MANUAL_RECORD_MESSAGE)
+        ctx.set_result(result)
         _release_photo(session, photo_id, keep)
     stages.mark("write")
     log.info("faces.checked_in", verified=verdict.verified, **stages.ms)
@@ -360,20 +418,28 @@ def _class_photo(ctx: JobContext, photo_id: int) -> None:
             )
         }
         matched = [m for m in matches if m.user_id in present]  # not deleted meanwhile
-        for m in matched:
-            _record_present(
+        kept: list[dict[str, Any]] = []
+        for m in sorted(matched, key=lambda m: m.user_id):
+            recorded = _record_present(
                 session,
                 test_id=test_id,
                 user_id=m.user_id,
                 distance=m.distance,
                 recorded_by=ctx.owner_id,
             )
+            if not recorded.written:
+                kept.append(
+                    {"user_id": m.user_id, "attendance_id": recorded.attendance_id,
+                     "reason": MANUAL_RECORD}
+                )  # fmt: skip
         ctx.set_result(
             {
                 "matched": [
                     {"user_id": m.user_id, "distance": _round(m.distance)}
                     for m in sorted(matched, key=lambda m: m.user_id)
                 ],
+                # Matched, but a record written by hand stands (MANUAL_RECORD_MESSAGE).
+                "left_as_is": kept,
                 "unknown_faces": unknown + len(matches) - len(matched),
                 "faces": len(found),
             }

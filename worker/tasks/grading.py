@@ -34,7 +34,7 @@ import structlog
 from sqlalchemy import JSON, Text, bindparam, cast, delete, func, insert, literal, select, update
 from sqlalchemy.orm import Session, selectinload
 
-from common.cache import stats_scope, test_scope
+from common.cache_invalidation import rows_written
 from common.gradebook import (
     DetailsEncoder,
     answer_key,
@@ -56,7 +56,7 @@ from common.results_csv import HeaderError, ImportParser, ImportRow, RowError
 from common.settings import get_settings
 from worker.app import app
 from worker.jobs import JobCanceled, JobContext, JobFailed, run_job
-from worker.runtime import db, invalidate
+from worker.runtime import db
 
 log = structlog.get_logger(__name__)
 settings = get_settings()
@@ -307,6 +307,8 @@ def _regrade(ctx: JobContext) -> None:
                         path = os.path.join(folder, f"{k}.copy")
                         files.append(stack.enter_context(open(path)))  # noqa: SIM115
                     steps = _apply_changes(session, files, test_id, key_version)
+                    # Raw SQL the session hooks cannot see: say what it wrote.
+                    rows_written(session, "submissions", "update", test_id=test_id)
                     assert ctx._result is not None
                     ctx._result["seconds"].update(steps)
                 session.execute(update(Test).where(Test.id == test_id).values(needs_regrade=False))
@@ -319,8 +321,6 @@ def _regrade(ctx: JobContext) -> None:
                 os.kill(pid, signal.SIGKILL)
                 os.waitpid(pid, 0)
         shutil.rmtree(folder, ignore_errors=True)
-    if not dry_run:
-        invalidate(test_scope(test_id), stats_scope(test_id))
     log.info(
         "regrade.done",
         test_id=test_id,
@@ -491,7 +491,6 @@ def _import_body(ctx: JobContext, import_id: int) -> None:
             }
         )
         session.execute(delete(SubmissionImport).where(SubmissionImport.id == import_id))
-    invalidate(stats_scope(test_id))
 
 
 def _write_import(
