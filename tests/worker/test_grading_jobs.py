@@ -173,7 +173,7 @@ async def test_face_jobs_never_block_grading_but_grading_blocks_grading(
     await submit(client, test, auth_for(student), RIGHT)
     db.add(m.FaceEnrollment(user_id=student.id, encoding=encoding_to_bytes(np.zeros(128)),
                             model="dlib_face_recognition_resnet_model_v1", face_px=200,
-                            detector_score=2.0))  # fmt: skip
+                            detector_score=2.0, status="approved"))  # fmt: skip
     db.commit()
     # Face jobs through an API whose queue no worker reads: they stay queued.
     parked, _, _ = await isolated()
