@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 
@@ -85,3 +86,13 @@ def class_of(db: Any, instructor: Any, *students: Any) -> Any:
     db.add_all([ClassMember(class_id=group.id, user_id=s.id) for s in students])
     db.commit()
     return group
+
+
+def without_positions(questions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A test's questions as read back, made into a PUT body (positions are server-assigned)."""
+    out = copy.deepcopy(questions)
+    for q in out:
+        q.pop("position")
+        for o in q["options"]:
+            o.pop("position")
+    return out

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import wait_for_job
+from helpers import wait_for_job
 
 
 def _test_body(class_ids=()):

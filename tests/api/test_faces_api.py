@@ -9,7 +9,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from helpers import ROOT
 from sqlalchemy import func, select
 
 from common.models import FaceEnrollment, FacePhoto, Job

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 
 import pytest
-from exam_factories import new_test, question, quiz_body, submit
+from exam_factories import new_test, question, quiz_body, submit, without_positions
 from sqlalchemy import func, select
 
 from common import models as m
@@ -239,14 +239,6 @@ async def test_key_change_with_submissions_needs_regrade(client, instructor, stu
     h = auth_for(instructor)
     test = await new_test(client, h)
     url = f"/v1/tests/{test['id']}"
-
-    def without_positions(questions):
-        out = copy.deepcopy(questions)
-        for q in out:
-            q.pop("position")
-            for o in q["options"]:
-                o.pop("position")
-        return out
 
     # No submissions yet: the key version moves, but there is nothing to regrade.
     questions = without_positions(test["questions"])

@@ -8,7 +8,7 @@ import sys
 import uuid
 
 import pytest
-from conftest import ROOT
+from helpers import ROOT
 from sqlalchemy import create_engine, inspect
 
 from common import embedded

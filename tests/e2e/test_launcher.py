@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
-from conftest import ROOT, free_port
+from helpers import ROOT, free_port
 
 
 def alive(pid: int) -> bool:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import signal
 
-from conftest import wait_for_job
+from helpers import wait_for_job
 from sqlalchemy import func, select
 from test_face_jobs import enrolled, exam, people, photo, submit, templates  # noqa: F401
 

@@ -8,27 +8,17 @@ The quiz (exam_factories.three_questions), max 6 points:
 
 from __future__ import annotations
 
-import copy
 import csv
 import io
 import uuid
 
-from conftest import wait_for_job
-from exam_factories import new_test, option, qid, submit
+from exam_factories import new_test, option, qid, submit, without_positions
+from helpers import wait_for_job
 from sqlalchemy import delete, func, select, update
 
 from common import models as m
 
 RIGHT = {0: 0, 1: [0, 1], 2: 1}
-
-
-def without_positions(questions):
-    out = copy.deepcopy(questions)
-    for q in out:
-        q.pop("position")
-        for o in q["options"]:
-            o.pop("position")
-    return out
 
 
 async def flip_q2_key(client, test, headers):
