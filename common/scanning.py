@@ -37,6 +37,9 @@ UNDECODABLE_IMAGE = "undecodable_image"
 TOO_MANY_PIXELS = "too_many_pixels"
 MALWARE_PREFIX = "malware:"
 
+# The signatures of the binary kinds we accept, and nothing else: anything unlisted is refused
+# by default. (A general detector such as puremagic knows a thousand kinds only to refuse them,
+# ranks several guesses per file, e.g. PDF tied with FDF, and does not help with text.)
 _MAGIC = (
     (b"\xff\xd8\xff", "image/jpeg"),
     (b"\x89PNG\r\n\x1a\n", "image/png"),
