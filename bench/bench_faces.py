@@ -2,7 +2,7 @@
 
 Run by hand: `.venv/bin/python bench/bench_faces.py [ROUNDS]` (default 3; ~1 min on 2 cores).
 
-1. Enrollments/s and check-ins/s on the shared photos (/work/shared/faces): ours is
+1. Enrollments/s and check-ins/s on the shared photos (../shared/faces): ours is
    decode_image + encode_single_face; the baseline is the library's documented defaults,
    load_image_file + face_locations (HOG, one upsample, full image) + face_encodings. Both run
    interleaved photo by photo in the same process; each photo's time is its median over the
@@ -41,7 +41,10 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # face_recognition_models imports pkg_resources
     import face_recognition as fr
 
-FACES = Path(os.environ.get("FACES_DIR", "/work/shared/faces"))
+# The photos of tests/faces.json, where the tests read them (FACES_DIR overrides).
+FACES = Path(
+    os.environ.get("FACES_DIR") or Path(__file__).resolve().parents[2] / "shared" / "faces"
+)
 ENROLL = {
     "obama": "obama.jpg",
     "biden": "biden.jpg",
