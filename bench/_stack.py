@@ -67,6 +67,13 @@ def fresh_database(prefix: str = "mcq_bench") -> Iterator[dict[str, str]]:
         embedded.drop_database(server, name)
 
 
+def login(base: str, username: str, password: str) -> dict[str, str]:
+    """Bearer headers for a seeded user, logged in over HTTP."""
+    r = httpx.post(f"{base}/v1/auth/login", json={"username": username, "password": password})
+    r.raise_for_status()
+    return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
 @contextmanager
 def gunicorn(env: dict[str, str], workers: int = 2) -> Iterator[str]:
     port = free_port()

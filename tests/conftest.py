@@ -192,6 +192,18 @@ def auth_for(db: Session, settings: Any) -> Callable[[Any], dict[str, str]]:
 
 
 @pytest.fixture
+def exam(db: Session, instructor: Any) -> Any:
+    """A test (the exam model) owned by `instructor`, with no questions: enough for attendance,
+    check-ins and face jobs."""
+    from common.models.tests import Test as Exam
+
+    exam = Exam(owner_id=instructor.id, title="Midterm")
+    db.add(exam)
+    db.commit()
+    return exam
+
+
+@pytest.fixture
 def admin(make_user: Callable[..., Any]) -> Any:
     return make_user("admin")
 

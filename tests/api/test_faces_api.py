@@ -49,14 +49,6 @@ def stored_photo(db, user, purpose="enroll"):
 
 
 @pytest.fixture
-def exam(db, instructor):
-    test = Exam(owner_id=instructor.id, title="Midterm")
-    db.add(test)
-    db.commit()
-    return test
-
-
-@pytest.fixture
 async def queued(isolated):
     """An API whose jobs stay queued: no worker listens on its Redis prefix."""
     client, _, _ = await isolated(face_upload_max_bytes=4096)

@@ -28,7 +28,6 @@ from sqlalchemy import func, select
 
 from common.faces import encoding_from_bytes, encoding_to_bytes
 from common.models import Attendance, FaceEnrollment, FacePhoto, Job
-from common.models.tests import Test as Exam
 
 FACES = require_face_photos()  # fails loudly without them: no skips
 
@@ -66,18 +65,21 @@ def enrolled(db, people, templates):
     return people
 
 
-@pytest.fixture
-def exam(db, instructor):
-    test = Exam(owner_id=instructor.id, title="Final exam")
-    db.add(test)
-    db.commit()
-    return test
-
-
 async def submit(client, url: str, headers, data: bytes, name: str = "photo.jpg") -> str:
     r = await client.post(url, files={"file": (name, data, "image/jpeg")}, headers=headers)
     assert r.status_code == 202, r.text
     return r.json()["task_id"]
+
+
+async def obama_alone_is_matched_in_the_class_photo(client, exam, enrolled, headers) -> None:
+    """two_people.jpg (Biden and Obama) taken for `exam`: Obama matched, Biden unknown."""
+    url = f"/v1/tests/{exam.id}/attendance/photo"
+    job = await wait_for_job(
+        client, await submit(client, url, headers, photo("two_people.jpg")), headers
+    )
+    assert job["status"] == "succeeded", job
+    assert [m["user_id"] for m in job["result"]["matched"]] == [enrolled["obama"].id]
+    assert job["result"]["unknown_faces"] == 1
 
 
 async def finish_all(client, task_ids: list[str], headers) -> list[dict]:
@@ -327,12 +329,7 @@ async def test_class_photo_matches_only_the_tests_classes(
         ]
     )
     db.commit()
-    h = auth_for(instructor)
-    url = f"/v1/tests/{exam.id}/attendance/photo"
-    job = await wait_for_job(client, await submit(client, url, h, photo("two_people.jpg")), h)
-    assert job["status"] == "succeeded", job
-    assert [m["user_id"] for m in job["result"]["matched"]] == [enrolled["obama"].id]
-    assert job["result"]["unknown_faces"] == 1
+    await obama_alone_is_matched_in_the_class_photo(client, exam, enrolled, auth_for(instructor))
     assert [r.user_id for r in db.scalars(select(Attendance))] == [enrolled["obama"].id]
     # A member checks in to it as usual.
     oh = auth_for(enrolled["obama"])
@@ -404,12 +401,7 @@ async def test_class_photos_match_approved_enrollments_only(
         .values(status="pending")
     )
     db.commit()
-    h = auth_for(instructor)
-    url = f"/v1/tests/{exam.id}/attendance/photo"
-    job = await wait_for_job(client, await submit(client, url, h, photo("two_people.jpg")), h)
-    assert job["status"] == "succeeded", job
-    assert [m["user_id"] for m in job["result"]["matched"]] == [enrolled["obama"].id]
-    assert job["result"]["unknown_faces"] == 1
+    await obama_alone_is_matched_in_the_class_photo(client, exam, enrolled, auth_for(instructor))
     # Nor does a pending enrollment let its student check in by photo (a 409 at once).
     r = await client.post(
         f"/v1/tests/{exam.id}/check-in",
@@ -423,8 +415,7 @@ async def test_class_photos_match_approved_enrollments_only(
         f"/v1/users/{enrolled['biden'].id}/faces/{biden_face}/reject", headers=auth_for(admin)
     )
     assert r.status_code == 200
-    job = await wait_for_job(client, await submit(client, url, h, photo("two_people.jpg")), h)
-    assert [m["user_id"] for m in job["result"]["matched"]] == [enrolled["obama"].id]
+    await obama_alone_is_matched_in_the_class_photo(client, exam, enrolled, auth_for(instructor))
 
 
 async def test_without_approval_an_enrollment_counts_at_once(isolated, student, auth_for, db):

@@ -12,7 +12,7 @@ import csv
 import io
 import uuid
 
-from exam_factories import new_test, option, qid, submit, without_positions
+from exam_factories import new_class, new_test, option, qid, submit, without_positions
 from helpers import wait_for_job
 from sqlalchemy import delete, func, select, update
 
@@ -294,9 +294,7 @@ async def test_import_respects_class_assignment(
 ):
     h = auth_for(instructor)
     member, outsider = make_user("student"), make_user("student")
-    group = (
-        await client.post("/v1/classes", json={"name": "G", "student_ids": [member.id]}, headers=h)
-    ).json()
+    group = await new_class(client, h, member)
     test = await new_test(client, h, class_ids=[group["id"]])
     o = str(option(test, 0, 0))
     text = csv_text([["username", qid(test, 0)], [member.username, o], [outsider.username, o]])
