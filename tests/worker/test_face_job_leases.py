@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import signal
 
+from face_photos import photo
 from helpers import wait_for_job
 from sqlalchemy import func, select
-from test_face_jobs import enrolled, exam, people, photo, submit, templates  # noqa: F401
+from test_face_jobs import enrolled, people, submit, templates  # noqa: F401
 
 from common.models import Attendance, FacePhoto
 
@@ -23,7 +24,7 @@ def _count(db, model) -> int:
 async def test_class_photo_killed_midway_writes_nothing_then_completes_once(
     isolated,
     enrolled,  # noqa: F811
-    exam,  # noqa: F811
+    exam,
     instructor,
     auth_for,
     db,
