@@ -203,7 +203,7 @@ async def test_class_photo_marks_biden_and_obama_present(
     job = await wait_for_job(client, task_id, h, timeout=90)
     assert job["status"] == "succeeded", job
     result = job["result"]
-    # manifest.json lists the two people in the wrong order: compare sets.
+    # Matches come best distance first, not left to right: compare sets.
     matched = {m["user_id"]: m["distance"] for m in result["matched"]}
     assert set(matched) == {enrolled["obama"].id, enrolled["biden"].id}
     assert all(d < 0.6 for d in matched.values())

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from face_photos import (
     ENROLL,
+    MANIFEST,
     OBAMA_CHECK_INS,
     image_bytes,
     large_with_small_rival,
@@ -133,14 +134,14 @@ def test_quality_reports_face_size_and_detector_score(encoded: Encoded) -> None:
 
 
 def test_two_people_are_assigned_to_biden_and_obama_only(encoded: Encoded) -> None:
+    facts = MANIFEST["images"]["two_people.jpg"]  # Obama stands left, Biden right
     faces = encode_all_faces(decode_image(photo("two_people.jpg")))
-    assert len(faces) == 2
+    assert len(faces) == facts["faces"] == 2
     candidates = {USER_IDS[who]: encoded[name][0] for who, name in ENROLL.items()}
     matches, unknown = assign_faces(faces, candidates, DEFAULT_TOLERANCE)
-    # Faces come left to right; in the picture Obama stands left, Biden right.
+    # Faces come left to right, as the people are listed.
     assert sorted((m.face_index, m.user_id) for m in matches) == [
-        (0, USER_IDS["obama"]),
-        (1, USER_IDS["biden"]),
+        (index, USER_IDS[who]) for index, who in enumerate(facts["people"])
     ]
     assert unknown == 0
     assert all(m.distance < 0.5 for m in matches)
