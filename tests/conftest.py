@@ -358,6 +358,9 @@ async def peer_app(settings: Any, db: Session) -> AsyncIterator[Callable[..., An
     await stack.aclose()
 
 
+# Students with face enrollments, for the face job tests (tests/face_photos.py).
+from face_photos import enrolled, people, templates  # noqa: E402, F401
+
 # Real S3 (moto server) and clamd for the storage, files and scanning tests; the fixtures live
 # in tests/storage_servers.py, registered here for every directory.
 from storage_servers import (  # noqa: E402, F401

@@ -69,6 +69,56 @@ def image_bytes(im: Image.Image, fmt: str = "PNG", **params: Any) -> bytes:
     return buf.getvalue()
 
 
+# Face fixtures for the worker tests, registered for the whole suite by tests/conftest.py.
+
+
+@pytest.fixture(scope="module")
+def templates() -> dict[str, bytes]:
+    """Stored-form templates of the three enrollment photos, as the worker computes them."""
+    from common.faces import encoding_to_bytes
+    from worker.face_pipeline import decode_image, encode_enrollment_face
+
+    return {
+        who: encoding_to_bytes(encode_enrollment_face(decode_image(photo(name)))[0])
+        for who, name in ENROLL.items()
+    }
+
+
+@pytest.fixture
+def people(make_user: Any) -> dict[str, Any]:
+    """A student per enrollment photo, named after the person."""
+    return {who: make_user("student", username=who) for who in ENROLL}
+
+
+@pytest.fixture
+def enrolled(db: Any, people: dict[str, Any], templates: dict[str, bytes]) -> dict[str, Any]:
+    """`people`, each with an approved enrollment of their photo."""
+    from common import models
+
+    for who, user in people.items():
+        db.add(
+            models.FaceEnrollment(
+                user_id=user.id,
+                encoding=templates[who],
+                model="dlib_face_recognition_resnet_model_v1",
+                face_px=200,
+                detector_score=2.0,
+                status="approved",
+            )
+        )
+    db.commit()
+    return people
+
+
+async def submit_photo(
+    client: Any, url: str, headers: dict[str, str], data: bytes, name: str = "photo.jpg"
+) -> str:
+    """Upload a photo to a face route (enroll, check-in, class photo); the job's task id."""
+    r = await client.post(url, files={"file": (name, data, "image/jpeg")}, headers=headers)
+    assert r.status_code == 202, r.text
+    return r.json()["task_id"]
+
+
 # The shorter side of each photo's face box as the detector measures it (full resolution), and
 # a crop that holds the face with room around it.
 _SOURCES = {

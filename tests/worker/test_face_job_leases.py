@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import signal
 
-from face_photos import photo
+from face_photos import photo, submit_photo
 from helpers import wait_for_job
 from sqlalchemy import func, select
-from test_face_jobs import enrolled, people, submit, templates  # noqa: F401
 
 from common.models import Attendance, FacePhoto
 
@@ -23,7 +22,7 @@ def _count(db, model) -> int:
 
 async def test_class_photo_killed_midway_writes_nothing_then_completes_once(
     isolated,
-    enrolled,  # noqa: F811
+    enrolled,
     exam,
     instructor,
     auth_for,
@@ -32,7 +31,7 @@ async def test_class_photo_killed_midway_writes_nothing_then_completes_once(
     client, _, start = await isolated(**LEASE)
     first = start(queues="biometrics", concurrency=1)
     h = auth_for(instructor)
-    task_id = await submit(
+    task_id = await submit_photo(
         client, f"/v1/tests/{exam.id}/attendance/photo", h, photo("two_people.jpg")
     )
     running = await wait_for_job(client, task_id, h, until=lambda j: j["status"] != "queued")

@@ -21,61 +21,23 @@ from face_photos import (
     pair_107_75,
     photo,
     require_face_photos,
+    submit_photo,
 )
 from helpers import wait_for_job
 from PIL import Image
 from sqlalchemy import func, select
 
-from common.faces import encoding_from_bytes, encoding_to_bytes
+from common.faces import encoding_from_bytes
 from common.models import Attendance, FaceEnrollment, FacePhoto, Job
 
 FACES = require_face_photos()  # fails loudly without them: no skips
-
-
-@pytest.fixture(scope="module")
-def templates() -> dict[str, bytes]:
-    """Stored-form templates of the three enrollment photos, as the worker computes them."""
-    from worker.face_pipeline import decode_image, encode_enrollment_face
-
-    return {
-        who: encoding_to_bytes(encode_enrollment_face(decode_image(photo(name)))[0])
-        for who, name in ENROLL.items()
-    }
-
-
-@pytest.fixture
-def people(make_user):
-    return {who: make_user("student", username=who) for who in ENROLL}
-
-
-@pytest.fixture
-def enrolled(db, people, templates):
-    for who, user in people.items():
-        db.add(
-            FaceEnrollment(
-                user_id=user.id,
-                encoding=templates[who],
-                model="dlib_face_recognition_resnet_model_v1",
-                face_px=200,
-                detector_score=2.0,
-                status="approved",
-            )
-        )
-    db.commit()
-    return people
-
-
-async def submit(client, url: str, headers, data: bytes, name: str = "photo.jpg") -> str:
-    r = await client.post(url, files={"file": (name, data, "image/jpeg")}, headers=headers)
-    assert r.status_code == 202, r.text
-    return r.json()["task_id"]
 
 
 async def obama_alone_is_matched_in_the_class_photo(client, exam, enrolled, headers) -> None:
     """two_people.jpg (Biden and Obama) taken for `exam`: Obama matched, Biden unknown."""
     url = f"/v1/tests/{exam.id}/attendance/photo"
     job = await wait_for_job(
-        client, await submit(client, url, headers, photo("two_people.jpg")), headers
+        client, await submit_photo(client, url, headers, photo("two_people.jpg")), headers
     )
     assert job["status"] == "succeeded", job
     assert [m["user_id"] for m in job["result"]["matched"]] == [enrolled["obama"].id]
@@ -108,7 +70,9 @@ async def test_enroll_three_students(
     headers = {"obama": auth_for(obama), "biden": auth_for(admin)}
     headers["miranda"] = auth_for(instructor)
     jobs = {
-        who: await submit(client, f"/v1/users/{people[who].id}/faces", headers[who], photo(name))
+        who: await submit_photo(
+            client, f"/v1/users/{people[who].id}/faces", headers[who], photo(name)
+        )
         for who, name in ENROLL.items()
     }
     done = {who: await wait_for_job(client, jobs[who], headers[who], timeout=90) for who in jobs}
@@ -153,7 +117,7 @@ async def test_obama_checks_in_with_every_photo_and_one_record(
     obama = enrolled["obama"]
     h = auth_for(obama)
     url = f"/v1/tests/{exam.id}/check-in"
-    task_ids = [await submit(client, url, h, photo(name), name) for name in OBAMA_CHECK_INS]
+    task_ids = [await submit_photo(client, url, h, photo(name), name) for name in OBAMA_CHECK_INS]
     jobs = await finish_all(client, task_ids, h)
     records = set()
     for name, job in zip(OBAMA_CHECK_INS, jobs, strict=True):
@@ -181,7 +145,7 @@ async def test_obama_checks_in_with_every_photo_and_one_record(
 async def test_someone_else_is_not_verified(client, worker, enrolled, exam, auth_for, db):
     obama = enrolled["obama"]
     h = auth_for(obama)
-    task_id = await submit(client, f"/v1/tests/{exam.id}/check-in", h, photo("biden.jpg"))
+    task_id = await submit_photo(client, f"/v1/tests/{exam.id}/check-in", h, photo("biden.jpg"))
     job = await wait_for_job(client, task_id, h, timeout=90)
     assert job["status"] == "succeeded", job
     result = job["result"]
@@ -197,7 +161,7 @@ async def test_class_photo_marks_biden_and_obama_present(
 ):
     make_user("student")  # a student without an enrollment is simply not a candidate
     h = auth_for(instructor)
-    task_id = await submit(
+    task_id = await submit_photo(
         client, f"/v1/tests/{exam.id}/attendance/photo", h, photo("two_people.jpg")
     )
     job = await wait_for_job(client, task_id, h, timeout=90)
@@ -247,12 +211,12 @@ async def test_unusable_photos_fail_with_clear_codes_and_the_worker_goes_on(
     h = auth_for(student)
     url = f"/v1/users/{student.id}/faces"
     submitted = [
-        (code, await submit(client, url, h, data))
+        (code, await submit_photo(client, url, h, data))
         for code, blobs in cases.items()
         for data in blobs
     ]
     assert len(cases["image_too_large"][0]) < 100_000
-    good = await submit(client, url, h, photo("obama.jpg"))
+    good = await submit_photo(client, url, h, photo("obama.jpg"))
     jobs = await finish_all(client, [t for _, t in submitted] + [good], h)
     for (code, _), job in zip(submitted, jobs, strict=False):
         assert job["status"] == "failed", (code, job)
@@ -268,7 +232,7 @@ async def test_unusable_photos_fail_with_clear_codes_and_the_worker_goes_on(
     assert count(db, FacePhoto) == 0
 
     # A check-in photo without a face fails the same way and records nothing.
-    task_id = await submit(client, f"/v1/tests/{exam.id}/check-in", h, cases["no_face"][0])
+    task_id = await submit_photo(client, f"/v1/tests/{exam.id}/check-in", h, cases["no_face"][0])
     job = await wait_for_job(client, task_id, h, timeout=90)
     assert job["status"] == "failed" and job["error"]["code"] == "no_face"
     assert count(db, Attendance) == 0
@@ -279,7 +243,7 @@ async def test_a_photo_deleted_before_its_job_runs(isolated, app, worker, studen
     parked, _, _ = await isolated()
     h = auth_for(student)
     url = f"/v1/users/{student.id}/faces"
-    task_id = await submit(parked, url, h, photo("obama.jpg"))
+    task_id = await submit_photo(parked, url, h, photo("obama.jpg"))
     # ...while the student deletes their face data, photo included.
     assert (await parked.delete(url, headers=h)).status_code == 204
     # Then the message reaches the worker after all: the job fails and writes nothing.
@@ -294,7 +258,7 @@ async def test_kept_photos(isolated, worker, settings, student, admin, exam, aut
     client, _, _ = await isolated(keep_face_photos=True, redis_key_prefix=settings.redis_key_prefix)
     h = auth_for(student)
     url = f"/v1/users/{student.id}/faces"
-    job = await wait_for_job(client, await submit(client, url, h, photo("obama.jpg")), h)
+    job = await wait_for_job(client, await submit_photo(client, url, h, photo("obama.jpg")), h)
     assert job["status"] == "succeeded", job
     face = db.get(FaceEnrollment, job["result"]["face_id"])
     assert face.photo_id is not None
@@ -304,7 +268,7 @@ async def test_kept_photos(isolated, worker, settings, student, admin, exam, aut
     # Approved, the photo stays: it arrived under KEEP_FACE_PHOTOS.
     r = await client.post(f"{url}/{face.id}/approve", headers=auth_for(admin))
     assert r.status_code == 200 and r.json()["photo_kept"] is True
-    check_in = await submit(client, f"/v1/tests/{exam.id}/check-in", h, photo("obama2.jpg"))
+    check_in = await submit_photo(client, f"/v1/tests/{exam.id}/check-in", h, photo("obama2.jpg"))
     assert (await wait_for_job(client, check_in, h))["result"]["verified"] is True
     assert count(db, FacePhoto) == 2
     # Deleting the face data removes the templates and every kept photo.
@@ -334,7 +298,7 @@ async def test_class_photo_matches_only_the_tests_classes(
     # A member checks in to it as usual.
     oh = auth_for(enrolled["obama"])
     url = f"/v1/tests/{exam.id}/check-in"
-    job = await wait_for_job(client, await submit(client, url, oh, photo("obama3.jpg")), oh)
+    job = await wait_for_job(client, await submit_photo(client, url, oh, photo("obama3.jpg")), oh)
     assert job["result"]["verified"] is True
     assert count(db, Attendance) == 1
 
@@ -366,7 +330,7 @@ async def test_a_students_own_enrollment_counts_once_approved(
     class_of(db, instructor, obama)
     h, hi = auth_for(obama), auth_for(instructor)
     url = f"/v1/users/{obama.id}/faces"
-    job = await wait_for_job(client, await submit(client, url, h, photo("obama.jpg")), h)
+    job = await wait_for_job(client, await submit_photo(client, url, h, photo("obama.jpg")), h)
     assert job["status"] == "succeeded", job
     assert job["result"]["status"] == "pending"
     face_id = job["result"]["face_id"]
@@ -386,7 +350,7 @@ async def test_a_students_own_enrollment_counts_once_approved(
     assert r.status_code == 200 and r.json()["status"] == "approved"
     assert count(db, FacePhoto) == 0
 
-    check_in = await submit(client, f"/v1/tests/{exam.id}/check-in", h, photo("obama2.jpg"))
+    check_in = await submit_photo(client, f"/v1/tests/{exam.id}/check-in", h, photo("obama2.jpg"))
     job = await wait_for_job(client, check_in, h, timeout=90)
     assert job["status"] == "succeeded" and job["result"]["verified"] is True, job
 
@@ -424,7 +388,7 @@ async def test_without_approval_an_enrollment_counts_at_once(isolated, student, 
     h = auth_for(student)
     url = f"/v1/users/{student.id}/faces"
     job = await wait_for_job(
-        client, await submit(client, url, h, photo("obama.jpg")), h, timeout=90
+        client, await submit_photo(client, url, h, photo("obama.jpg")), h, timeout=90
     )
     assert job["status"] == "succeeded", job
     assert job["result"]["status"] == "approved"
@@ -441,7 +405,7 @@ async def test_an_upload_by_a_demoted_instructor_is_not_an_approval(
     class_of(db, instructor, student)
     parked, _, _ = await isolated()  # no worker on its prefix: the enrollment stays queued
     hi = auth_for(instructor)
-    task_id = await submit(parked, f"/v1/users/{student.id}/faces", hi, photo("obama.jpg"))
+    task_id = await submit_photo(parked, f"/v1/users/{student.id}/faces", hi, photo("obama.jpg"))
     db.execute(User.__table__.update().where(User.id == instructor.id).values(role="student"))
     db.commit()
     app.state.resources.publisher.publish("faces.enroll", uuid.UUID(task_id))
@@ -479,7 +443,7 @@ async def test_the_stale_photo_sweep_spares_photos_waiting_for_review(
     other = make_user("student")
     h = auth_for(admin)
     job = await wait_for_job(
-        client, await submit(client, f"/v1/users/{other.id}/faces", h, photo("biden.jpg")), h
+        client, await submit_photo(client, f"/v1/users/{other.id}/faces", h, photo("biden.jpg")), h
     )
     assert job["status"] == "succeeded", job
     assert [p.id for p in db.scalars(select(FacePhoto))] == [waiting.id]
