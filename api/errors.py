@@ -112,11 +112,6 @@ class TooManyRequests(AppError):
     code = "rate_limited"
 
 
-class ServiceUnavailable(AppError):
-    status_code = 503
-    code = "service_unavailable"
-
-
 def error_response(
     status: int,
     code: str,

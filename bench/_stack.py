@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from common import embedded  # noqa: E402
+from common.cli import worker_command  # noqa: E402
 
 
 def free_port() -> int:
@@ -64,6 +65,13 @@ def fresh_database(prefix: str = "mcq_bench") -> Iterator[dict[str, str]]:
         yield env
     finally:
         embedded.drop_database(server, name)
+
+
+def login(base: str, username: str, password: str) -> dict[str, str]:
+    """Bearer headers for a seeded user, logged in over HTTP."""
+    r = httpx.post(f"{base}/v1/auth/login", json={"username": username, "password": password})
+    r.raise_for_status()
+    return {"Authorization": f"Bearer {r.json()['access_token']}"}
 
 
 @contextmanager
@@ -115,24 +123,7 @@ def celery_worker(
     log = Path(tempfile.gettempdir()) / f"bench-worker-{uuid.uuid4().hex[:6]}.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "worker.app",
-                "worker",
-                "-Q",
-                queues,
-                "-c",
-                str(concurrency),
-                "--without-mingle",
-                "--without-gossip",
-                "-l",
-                "INFO",
-                "-n",
-                f"bench-{uuid.uuid4().hex[:6]}@%h",
-            ],
+            worker_command(queues, concurrency, f"bench-{uuid.uuid4().hex[:6]}@%h"),
             cwd=ROOT,
             env={**env, "LOG_LEVEL": "info"},
             stdout=out,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 
-from _stack import fresh_database, gunicorn, load
+from _stack import fresh_database, gunicorn, load, login
 
 PASSWORD = "Bench-password-1"
 
@@ -34,12 +34,7 @@ def main() -> None:
     with fresh_database() as env:
         seed(env)
         with gunicorn(env, workers=2) as base:
-            import httpx
-
-            token = httpx.post(
-                f"{base}/v1/auth/login", json={"username": "bench-admin", "password": PASSWORD}
-            ).json()["access_token"]
-            auth = {"Authorization": f"Bearer {token}"}
+            auth = login(base, "bench-admin", PASSWORD)
             print("== auth and users (gunicorn, 2 uvicorn workers; httpx closed-loop client) ==")
             results = [
                 load(

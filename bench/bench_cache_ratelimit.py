@@ -8,17 +8,12 @@ httpx + asyncio, closed loop, keep-alive, 16 concurrent clients) on the same 2-c
 from __future__ import annotations
 
 import httpx
-from _stack import fresh_database, gunicorn, load
+from _stack import fresh_database, gunicorn, load, login
 from bench_auth_users import PASSWORD, seed
 
 
-def _login(base: str, username: str) -> dict[str, str]:
-    r = httpx.post(f"{base}/v1/auth/login", json={"username": username, "password": PASSWORD})
-    return {"Authorization": f"Bearer {r.json()['access_token']}"}
-
-
 def _make_test(base: str) -> int:
-    admin = _login(base, "bench-admin")
+    admin = login(base, "bench-admin", PASSWORD)
     body = {
         "title": "Fifty questions",
         "description": "benchmark",
@@ -73,7 +68,7 @@ def main() -> None:
             run_env = {**env, "CACHE_ENABLED": cache, "RATE_LIMIT_ENABLED": "false"}
             with gunicorn(run_env) as base:
                 test_id = _make_test(base)
-                student = _login(base, "student0000")
+                student = login(base, "student0000", PASSWORD)
                 state = "on" if cache == "true" else "off"
                 name = f"GET /v1/tests/{{id}} 50 q, student, cache {state}"
                 path = f"/v1/tests/{test_id}"
@@ -87,7 +82,7 @@ def main() -> None:
         for limits in ("false", "true"):
             run_env = {**env, "RATE_LIMIT_ENABLED": limits, "RATE_LIMIT_USER": "100000000/minute"}
             with gunicorn(run_env) as base:
-                student = _login(base, "student0001")
+                student = login(base, "student0001", PASSWORD)
                 r = load(
                     f"GET /v1/users/me, rate limits {'on' if limits == 'true' else 'off'}",
                     base,

@@ -7,7 +7,7 @@ import asyncio
 import time
 
 import httpx
-from _stack import celery_worker, fresh_database, gunicorn, summary
+from _stack import celery_worker, fresh_database, gunicorn, login, summary
 from bench_auth_users import PASSWORD, seed
 
 LATENCY_JOBS = 200
@@ -60,11 +60,9 @@ def main() -> None:
     with fresh_database() as env:
         seed(env, users=2)
         with celery_worker(env, queues="default", concurrency=2), gunicorn(env) as base:
-            token = httpx.post(
-                f"{base}/v1/auth/login", json={"username": "bench-admin", "password": PASSWORD}
-            ).json()["access_token"]
+            auth = login(base, "bench-admin", PASSWORD)
             print("== background jobs (diagnostic echo, delay 0) ==")
-            asyncio.run(measure(base, {"Authorization": f"Bearer {token}"}))
+            asyncio.run(measure(base, auth))
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import httpx
 import psutil
-from _stack import fresh_database, gunicorn
+from _stack import fresh_database, gunicorn, login
 
 MB = 1024 * 1024
 BOUNDARY = "bench-boundary-0123456789"
@@ -174,10 +174,7 @@ def moto() -> Iterator[str]:
 def run_backend(name: str, env: dict[str, str], files: int) -> None:
     seed_user(env)
     with gunicorn(env, workers=2) as base:
-        token = httpx.post(
-            f"{base}/v1/auth/login", json={"username": "bench", "password": PASSWORD}
-        ).json()["access_token"]
-        auth = {"Authorization": f"Bearer {token}"}
+        auth = login(base, "bench", PASSWORD)
         one_mb = body_for(MB)
         burst(base, auth, one_mb, 4, 2)  # warm up: connections, imports, storage client
 

@@ -19,7 +19,7 @@ import time
 from contextlib import ExitStack
 
 import httpx
-from _stack import celery_worker, fresh_database, gunicorn
+from _stack import celery_worker, fresh_database, gunicorn, login
 from bench_auth_users import PASSWORD, seed
 
 RUNS = 10
@@ -41,11 +41,8 @@ def main() -> None:
     with fresh_database() as env:
         seed(env, users=2)
         with gunicorn(env) as base, ExitStack() as workers:
-            token = httpx.post(
-                f"{base}/v1/auth/login", json={"username": "bench-admin", "password": PASSWORD}
-            ).json()["access_token"]
             client = httpx.Client(
-                base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30
+                base_url=base, headers=login(base, "bench-admin", PASSWORD), timeout=30
             )
             worker = workers.enter_context(celery_worker(env, concurrency=1))
             times, attempts = [], []

@@ -7,7 +7,6 @@ the library's default tolerance is 0.6 (a match iff distance <= tolerance).
 
 - `verify`: one probe against one user's enrollments (the minimum distance decides).
 - `assign_faces`: the faces of a class photo against the enrolled students, one-to-one.
-- `Gallery`: nearest neighbour over a large gallery (100,000 rows in a few ms).
 - `encoding_to_bytes` / `encoding_from_bytes`: 1024-byte little-endian float64 storage format.
 - `choose_enrollment_face`: which face of an enrollment photo is the subject, or why none is.
 """
@@ -29,13 +28,10 @@ __all__ = [
     "Assignment",
     "EnrollmentChoice",
     "FaceMatch",
-    "Gallery",
-    "GalleryHit",
     "Verification",
     "as_encoding",
     "as_gallery",
     "assign_faces",
-    "best_match",
     "choose_enrollment_face",
     "distances",
     "encoding_from_bytes",
@@ -61,12 +57,6 @@ class FaceMatch(NamedTuple):
 class Assignment(NamedTuple):
     matches: list[FaceMatch]  # sorted by distance, best first
     unknown_face_count: int
-
-
-class GalleryHit(NamedTuple):
-    row: int
-    id: int
-    distance: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,23 +151,6 @@ def distances(encoding: npt.ArrayLike, gallery: npt.ArrayLike) -> FloatArray:
     return np.sqrt(np.einsum("ij,ij->i", diff, diff))
 
 
-def best_match(
-    encoding: npt.ArrayLike, gallery: npt.ArrayLike, tolerance: float = DEFAULT_TOLERANCE
-) -> tuple[int | None, float]:
-    """(index of the closest row, its distance); the index is None beyond `tolerance`.
-
-    The distance is returned even when there is no match (useful to log near misses); an empty
-    gallery gives (None, inf).
-    """
-    _check_tolerance(tolerance)
-    dist = distances(encoding, gallery)
-    if dist.size == 0:
-        return None, inf
-    index = int(np.argmin(dist))
-    distance = float(dist[index])
-    return (index if distance <= tolerance else None), distance
-
-
 def verify(
     encoding: npt.ArrayLike, enrollments: npt.ArrayLike, tolerance: float = DEFAULT_TOLERANCE
 ) -> Verification:
@@ -238,51 +211,3 @@ def assign_faces(
         taken_users.add(u)
         matches.append(FaceMatch(f, user_ids[u], distance))
     return Assignment(matches, faces.shape[0] - len(matches))
-
-
-class Gallery:
-    """Nearest neighbour over many stored encodings (e.g. every enrollment of an institution).
-
-    `|a-b|^2 = |a|^2 + |b|^2 - 2ab` turns the search into one matrix-vector product plus
-    precomputed row norms (|a|^2 is constant for the argmin). float32 halves the memory read per
-    query (51 MB for 100,000 rows: the search is bandwidth-bound), and the matrix is stored
-    transposed, (128, n), because BLAS runs `q @ M.T` as long contiguous axpys, ~2x faster than
-    100,000 dot products of length 128. The winner's distance is recomputed directly from its
-    row, so thresholding does not suffer the expansion's cancellation error (a float32 row
-    differs from its float64 original by ~1e-7). Multi-threaded BLAS helps little here and hurts
-    under load: run workers with OPENBLAS_NUM_THREADS=1 (bench/bench_faces.py).
-    """
-
-    __slots__ = ("_ids", "_sq_norms", "_transposed")
-
-    def __init__(self, encodings: npt.ArrayLike, ids: Sequence[int] | npt.ArrayLike) -> None:
-        matrix = as_gallery(encodings).astype(np.float32)
-        id_arr = np.asarray(ids, dtype=np.int64).reshape(-1)
-        if id_arr.shape[0] != matrix.shape[0]:
-            raise ValueError(f"{matrix.shape[0]} encodings but {id_arr.shape[0]} ids")
-        self._transposed = np.ascontiguousarray(matrix.T)
-        self._sq_norms = np.einsum("ij,ij->i", matrix, matrix)
-        self._ids = id_arr
-
-    def __len__(self) -> int:
-        return int(self._ids.shape[0])
-
-    def nearest(self, encoding: npt.ArrayLike) -> GalleryHit | None:
-        """The closest row, whatever its distance; None for an empty gallery."""
-        query = as_encoding(encoding)
-        if len(self) == 0:
-            return None
-        scores = query.astype(np.float32) @ self._transposed
-        scores *= -2.0
-        scores += self._sq_norms
-        row = int(np.argmin(scores))
-        diff = self._transposed[:, row].astype(np.float64) - query
-        return GalleryHit(row, int(self._ids[row]), float(np.sqrt(diff @ diff)))
-
-    def match(
-        self, encoding: npt.ArrayLike, tolerance: float = DEFAULT_TOLERANCE
-    ) -> GalleryHit | None:
-        """The closest row if it lies within `tolerance`, else None."""
-        _check_tolerance(tolerance)
-        hit = self.nearest(encoding)
-        return hit if hit is not None and hit.distance <= tolerance else None

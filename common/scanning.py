@@ -15,11 +15,14 @@ import io
 import re
 import socket
 import struct
-import warnings
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, Literal
+
+# Re-exported: with the codes below, the full vocabulary of a rejected Verdict's reason.
+from common.images import TOO_MANY_PIXELS as TOO_MANY_PIXELS
+from common.images import UNDECODABLE_IMAGE as UNDECODABLE_IMAGE
+from common.images import ImageRejected as ImageRejected
 
 HEAD_SIZE = 64 * 1024  # bytes sniffed; enough for a CSV header and a few rows
 DEFAULT_MAX_PIXELS = 40_000_000  # ~120 MB decoded as RGB
@@ -30,13 +33,15 @@ IMAGE_FORMATS = {"image/jpeg": "JPEG", "image/png": "PNG", "image/gif": "GIF", "
 ALLOWED_TYPES = frozenset({*IMAGE_FORMATS, "application/pdf", "text/plain", "text/csv"})
 TEXT_TYPES = frozenset({"text/plain", "text/csv"})
 
-# Reason codes of a rejected Verdict ("malware:<signature>" for ClamAV hits).
+# Reason codes of a rejected Verdict ("malware:<signature>" for ClamAV hits), besides the
+# image ones above.
 TYPE_MISMATCH = "type_mismatch"
 NOT_ALLOWED = "not_allowed"
-UNDECODABLE_IMAGE = "undecodable_image"
-TOO_MANY_PIXELS = "too_many_pixels"
 MALWARE_PREFIX = "malware:"
 
+# The signatures of the binary kinds we accept, and nothing else: anything unlisted is refused
+# by default. (A general detector such as puremagic knows a thousand kinds only to refuse them,
+# ranks several guesses per file, e.g. PDF tied with FDF, and does not help with text.)
 _MAGIC = (
     (b"\xff\xd8\xff", "image/jpeg"),
     (b"\x89PNG\r\n\x1a\n", "image/png"),
@@ -68,12 +73,6 @@ class ScannerUnavailable(ScanError):
 
     code = "scanner_unavailable"
     retryable = True
-
-
-class ImageRejected(Exception):
-    def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason, self.detail = reason, detail
 
 
 VirusScan = Literal["clean", "infected", "skipped"]
@@ -178,49 +177,20 @@ def check_image(
     max_frames: int = DEFAULT_MAX_FRAMES,
     formats: Iterable[str] | None = None,
 ) -> ImageInfo:
-    """Decode every frame with Pillow or raise ImageRejected (undecodable / too many pixels).
+    """Decode every frame with Pillow or raise ImageRejected (undecodable / too many pixels),
+    within the limits of common.images.opened_image; `formats` pins the decoder to the sniffed
+    format."""
+    from common.images import opened_image  # Pillow: only where images are checked
 
-    The pixel count is read from the header and checked before anything is decoded, so a
-    decompression bomb costs nothing; `formats` pins the decoder to the sniffed format.
-    """
-    from PIL import Image
-
-    fp = io.BytesIO(source) if isinstance(source, bytes | bytearray | memoryview) else source
-    with warnings.catch_warnings(), _refuse_truncated_images():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        try:
-            with Image.open(fp, formats=list(formats) if formats else None) as im:
-                width, height = im.size
-                if width * height > max_pixels:
-                    raise ImageRejected(TOO_MANY_PIXELS, f"{width}x{height} > {max_pixels} px")
-                frames = getattr(im, "n_frames", 1)
-                if frames > max_frames:
-                    raise ImageRejected(TOO_MANY_PIXELS, f"{frames} frames > {max_frames}")
-                for index in range(frames):
-                    im.seek(index)
-                    im.load()  # truncated or corrupt data fails here
-                return ImageInfo(str(im.format), width, height, frames)
-        except ImageRejected:
-            raise
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise ImageRejected(TOO_MANY_PIXELS, str(exc)[:200]) from None
-        except Exception as exc:  # hostile input makes Pillow raise almost anything
-            raise ImageRejected(UNDECODABLE_IMAGE, f"{type(exc).__name__}: {exc}"[:200]) from None
-
-
-@contextmanager
-def _refuse_truncated_images() -> Iterator[None]:
-    """face_recognition sets Pillow's process-wide LOAD_TRUNCATED_IMAGES to True when imported
-    (as in a worker that also runs face tasks): a cut-off file would then "decode" with a
-    grey-filled tail. Workers are single-threaded prefork children: nothing races with this."""
-    from PIL import ImageFile
-
-    previous = ImageFile.LOAD_TRUNCATED_IMAGES
-    ImageFile.LOAD_TRUNCATED_IMAGES = False
-    try:
-        yield
-    finally:
-        ImageFile.LOAD_TRUNCATED_IMAGES = previous
+    with opened_image(source, max_pixels=max_pixels, formats=formats) as im:
+        width, height = im.size
+        frames = getattr(im, "n_frames", 1)
+        if frames > max_frames:
+            raise ImageRejected(TOO_MANY_PIXELS, f"{frames} frames > {max_frames}")
+        for index in range(frames):
+            im.seek(index)
+            im.load()  # truncated or corrupt data fails here
+        return ImageInfo(str(im.format), width, height, frames)
 
 
 def scan(

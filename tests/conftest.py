@@ -18,31 +18,8 @@ from typing import Any
 
 import httpx
 import pytest
+from helpers import PASSWORD, ROOT, password_hash
 from sqlalchemy.orm import Session
-
-ROOT = Path(__file__).resolve().parent.parent
-# The shared photos: ../shared/faces beside the repository, or FACES_DIR. Every test that
-# reads them goes through this one path.
-FACES = Path(os.environ.get("FACES_DIR") or ROOT.parent / "shared" / "faces")
-
-
-def require_face_photos() -> Path:
-    """The shared photos and the face stack, or a loud failure (never a skip)."""
-    import importlib.util
-
-    faces = FACES
-    if not (faces / "manifest.json").is_file():
-        pytest.fail(
-            f"the shared face photos are missing: no {faces / 'manifest.json'} "
-            "(they live in ../shared/faces beside the repository; FACES_DIR overrides)",
-            pytrace=False,
-        )
-    if importlib.util.find_spec("face_recognition") is None:
-        pytest.fail("face_recognition is not installed: run `make install`", pytrace=False)
-    return faces
-
-
-PASSWORD = "Correct-horse-9"
 
 _RUN_ID = uuid.uuid4().hex[:8]
 _servers: dict[str, Any] = {}
@@ -172,17 +149,6 @@ async def client(app: Any, db: Session, settings: Any) -> AsyncIterator[httpx.As
         yield c
 
 
-_HASHES: dict[str, str] = {}
-
-
-def password_hash(password: str) -> str:
-    from common.security import hash_password
-
-    if password not in _HASHES:
-        _HASHES[password] = hash_password(password)
-    return _HASHES[password]
-
-
 @pytest.fixture
 def make_user(db: Session) -> Callable[..., Any]:
     from common.models import User
@@ -226,6 +192,18 @@ def auth_for(db: Session, settings: Any) -> Callable[[Any], dict[str, str]]:
 
 
 @pytest.fixture
+def exam(db: Session, instructor: Any) -> Any:
+    """A test (the exam model) owned by `instructor`, with no questions: enough for attendance,
+    check-ins and face jobs."""
+    from common.models.tests import Test as Exam
+
+    exam = Exam(owner_id=instructor.id, title="Midterm")
+    db.add(exam)
+    db.commit()
+    return exam
+
+
+@pytest.fixture
 def admin(make_user: Callable[..., Any]) -> Any:
     return make_user("admin")
 
@@ -240,25 +218,15 @@ def student(make_user: Callable[..., Any]) -> Any:
     return make_user("student")
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class WorkerProcess:
     """A real `celery worker` subprocess, with its log kept for assertions and debugging."""
 
     def __init__(self, env: dict[str, str], log_path: Path, queues: str, concurrency: int) -> None:
         self.log_path = log_path
         self.name = f"w{uuid.uuid4().hex[:6]}@%h"
-        cmd = [
-            sys.executable, "-m", "celery", "-A", "worker.app", "worker",
-            "-Q", queues, "-c", str(concurrency), "-n", self.name,
-            "--without-mingle", "--without-gossip", "--loglevel", "INFO",
-        ]  # fmt: skip
+        from common.cli import worker_command
+
+        cmd = worker_command(queues, concurrency, self.name)
         self._log = log_path.open("wb")
         self.proc = subprocess.Popen(
             cmd, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
@@ -318,29 +286,6 @@ def start_worker(
 def worker(start_worker: Callable[..., WorkerProcess]) -> WorkerProcess:
     """One shared worker on both queues for the whole session."""
     return start_worker()
-
-
-async def wait_for_job(
-    client: httpx.AsyncClient,
-    task_id: str,
-    headers: dict[str, str],
-    *,
-    timeout: float = 60,
-    until: Callable[[dict[str, Any]], bool] | None = None,
-) -> dict[str, Any]:
-    import asyncio
-
-    done = until or (lambda j: j["status"] in ("succeeded", "failed", "canceled"))
-    deadline = time.monotonic() + timeout
-    while True:
-        r = await client.get(f"/v1/tasks/{task_id}", headers=headers)
-        assert r.status_code == 200, r.text
-        job = r.json()
-        if done(job):
-            return job
-        if time.monotonic() > deadline:
-            raise AssertionError(f"job did not reach the expected state in {timeout}s: {job}")
-        await asyncio.sleep(0.05)
 
 
 @pytest.fixture
@@ -413,6 +358,9 @@ async def peer_app(settings: Any, db: Session) -> AsyncIterator[Callable[..., An
     await stack.aclose()
 
 
+# Students with face enrollments, for the face job tests (tests/face_photos.py).
+from face_photos import enrolled, people, templates  # noqa: E402, F401
+
 # Real S3 (moto server) and clamd for the storage, files and scanning tests; the fixtures live
 # in tests/storage_servers.py, registered here for every directory.
 from storage_servers import (  # noqa: E402, F401
@@ -424,31 +372,3 @@ from storage_servers import (  # noqa: E402, F401
     pdf_bytes,
     s3_bucket,
 )
-
-
-def start_api_server(env: dict[str, str], log_path: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """The real API in a uvicorn process on a free port, as `make run` starts it."""
-    import httpx
-
-    port = free_port()
-    log = log_path.open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "api.main:create_app", "--factory", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    log.close()  # the child keeps its own descriptor
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{base}/health/live", timeout=1).status_code == 200:
-                return proc, base
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError(f"API did not start:\n{log_path.read_text()[-3000:]}")
-        time.sleep(0.1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 
@@ -73,6 +74,14 @@ async def submit(
     )
 
 
+async def new_class(client: Any, headers: dict[str, str], *students: Any, name: str = "G") -> Any:
+    """A class with `students` as members, created over HTTP as its instructor would."""
+    body = {"name": name, "student_ids": [s.id for s in students]}
+    r = await client.post("/v1/classes", json=body, headers=headers)
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
 def class_of(db: Any, instructor: Any, *students: Any) -> Any:
     """A class owned by `instructor` with `students` as members, written through `db`."""
     import uuid
@@ -98,3 +107,13 @@ async def record_attendance(
     )
     assert r.status_code == 201, r.text
     return dict(r.json())
+
+
+def without_positions(questions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A test's questions as read back, made into a PUT body (positions are server-assigned)."""
+    out = copy.deepcopy(questions)
+    for q in out:
+        q.pop("position")
+        for o in q["options"]:
+            o.pop("position")
+    return out

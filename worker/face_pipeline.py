@@ -23,18 +23,18 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib.util
-import io
 import math
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
-from PIL import Image, ImageFile, ImageOps
+from PIL import Image, ImageOps
 
 from common.faces import choose_enrollment_face, rival_floor_px
+from common.images import TOO_MANY_PIXELS, ImageRejected, opened_image
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -167,18 +167,6 @@ def preload() -> None:
     _api()
 
 
-@contextlib.contextmanager
-def _reject_truncated() -> Iterator[None]:
-    # face_recognition sets this Pillow global to True on import, which would decode a cut-off
-    # upload as a silently grey-filled picture. Sync worker: no other thread reads it meanwhile.
-    previous = ImageFile.LOAD_TRUNCATED_IMAGES
-    ImageFile.LOAD_TRUNCATED_IMAGES = False
-    try:
-        yield
-    finally:
-        ImageFile.LOAD_TRUNCATED_IMAGES = previous
-
-
 def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> RGBImage:
     """Decode an uploaded photo to an upright RGB uint8 array of shape (h, w, 3).
 
@@ -189,23 +177,13 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> RGBImage:
     if not data:
         raise FaceError("bad_image", "the file is empty")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            im = Image.open(io.BytesIO(data), formats=_FORMATS)
-            width, height = im.size
-            if width * height > max_pixels:
-                raise FaceError(
-                    "image_too_large",
-                    f"{width}x{height} pixels is more than the {max_pixels:,} allowed",
-                )
-            with _reject_truncated():
-                im.load()
-    except FaceError:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise FaceError("image_too_large", "the image has too many pixels") from exc
-    except Exception as exc:  # Pillow raises many types on corrupt input (OSError, SyntaxError...)
+        with opened_image(data, max_pixels=max_pixels, formats=_FORMATS) as im:
+            im.load()
+    except ImageRejected as exc:
+        if exc.reason == TOO_MANY_PIXELS:
+            raise FaceError("image_too_large", exc.detail) from exc
         raise FaceError("bad_image", "not a readable JPEG, PNG, WebP, BMP, GIF or TIFF") from exc
+    width, height = im.size
     if width == 0 or height == 0:
         raise FaceError("bad_image", "the image has no pixels")
 

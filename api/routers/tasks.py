@@ -51,11 +51,10 @@ async def get_task(
     task_id: uuid.UUID,
     response: Response,
     session: DbSession,
-    resources: ResourcesDep,
     principal: Annotated[Principal, scoped("me")],
 ) -> JobOut:
     job = await service.get_job(session=session, principal=principal, job_id=task_id)
-    if (wait := service.retry_after(job, resources.settings)) is not None:
+    if (wait := service.retry_after(job)) is not None:
         response.headers["Retry-After"] = wait
     return JobOut.of(job)
 

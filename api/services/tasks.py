@@ -17,7 +17,6 @@ from api.resources import Resources
 from common.jobs import enqueue
 from common.models import Job
 from common.models.jobs import FINISHED_STATUSES
-from common.settings import Settings
 
 log = structlog.get_logger(__name__)
 
@@ -93,5 +92,10 @@ async def start_echo(
     )
 
 
-def retry_after(job: Job, settings: Settings) -> str | None:
-    return None if job.status in FINISHED_STATUSES else "1"
+# How soon a client polling an unfinished job should ask again (seconds, the Retry-After value).
+# Most jobs take a few hundred milliseconds to a few seconds; this is no setting to tune.
+POLL_AGAIN_SECONDS = 1
+
+
+def retry_after(job: Job) -> str | None:
+    return None if job.status in FINISHED_STATUSES else str(POLL_AGAIN_SECONDS)

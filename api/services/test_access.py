@@ -7,11 +7,11 @@ not see does not exist for you: 404, never 403.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
+from cachetools import LRUCache
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -114,20 +114,14 @@ async def load_questions(session: AsyncSession, test_id: int) -> list[QuestionRo
 
 # The compiled key of recently used tests, by (id, revision): every edit bumps the revision,
 # so a stale entry is never used, in this process or another.
-_KEYS: OrderedDict[tuple[int, int], AnswerKey] = OrderedDict()
-_KEYS_MAX = 256
+_KEYS: LRUCache[tuple[int, int], AnswerKey] = LRUCache(maxsize=256)
 
 
 async def key_of(session: AsyncSession, test: Test) -> AnswerKey:
     cache_key = (test.id, test.revision)
     key = _KEYS.get(cache_key)
-    if key is not None:
-        _KEYS.move_to_end(cache_key)
-        return key
-    key = answer_key(test, await load_questions(session, test.id))
-    _KEYS[cache_key] = key
-    if len(_KEYS) > _KEYS_MAX:
-        _KEYS.popitem(last=False)
+    if key is None:
+        key = _KEYS[cache_key] = answer_key(test, await load_questions(session, test.id))
     return key
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import jwt
 import pytest
-from conftest import PASSWORD
+from helpers import PASSWORD
 from sqlalchemy import select
 
 from common.models import AuthSession

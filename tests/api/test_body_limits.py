@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from conftest import FACES
 from exam_factories import new_test, qid
+from face_photos import FACES
 
 MB = 1024 * 1024
 CHUNK = 64 * 1024

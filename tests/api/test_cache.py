@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from conftest import wait_for_job
+from exam_factories import new_class
+from helpers import wait_for_job
 
 
 def _test_body(class_ids=()):
@@ -75,9 +76,7 @@ async def test_class_membership_change_invalidates_student_lists(
 ):
     ih, sh = auth_for(instructor), auth_for(student)
     other = make_user("student")
-    klass = (
-        await client.post("/v1/classes", json={"name": "A", "student_ids": [other.id]}, headers=ih)
-    ).json()
+    klass = await new_class(client, ih, other)
     await client.post("/v1/tests", json=_test_body([klass["id"]]), headers=ih)
     assert (await client.get("/v1/tests", headers=sh)).json() == []
     r = await client.put(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from exam_factories import new_test, submit
+from exam_factories import new_class, new_test, submit
 
 
 async def test_class_crud(client, instructor, make_user, auth_for):
@@ -72,9 +72,7 @@ async def test_class_validation_and_conflicts(client, instructor, make_user, aut
 async def test_assigned_test_is_for_members_only(client, instructor, make_user, auth_for):
     h = auth_for(instructor)
     member, outsider = make_user("student"), make_user("student")
-    group = (
-        await client.post("/v1/classes", json={"name": "G", "student_ids": [member.id]}, headers=h)
-    ).json()
+    group = await new_class(client, h, member)
     test = await new_test(client, h, class_ids=[group["id"]])
     assert test["class_ids"] == [group["id"]]
     assert (await client.get(f"/v1/classes/{group['id']}", headers=h)).json()["test_ids"] == [

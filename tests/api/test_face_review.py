@@ -11,7 +11,6 @@ from exam_factories import class_of
 from sqlalchemy import func, select
 
 from common.models import ClassMember, FaceEnrollment, FacePhoto, Job
-from common.models.tests import Test as Exam
 
 JPEG = b"\xff\xd8\xff\xe0" + b"a photo of the student" * 10
 
@@ -55,14 +54,6 @@ def count(db, model, *where):
 
 def url(student, face, action=""):
     return f"/v1/users/{student.id}/faces/{face.id}" + (f"/{action}" if action else "")
-
-
-@pytest.fixture
-def exam(db, instructor):
-    test = Exam(owner_id=instructor.id, title="Midterm")
-    db.add(test)
-    db.commit()
-    return test
 
 
 async def check_in(client, exam, headers):

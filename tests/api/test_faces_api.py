@@ -9,7 +9,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from helpers import ROOT
 from sqlalchemy import func, select
 
 from common.models import FaceEnrollment, FacePhoto, Job
@@ -46,14 +46,6 @@ def stored_photo(db, user, purpose="enroll"):
     db.add(photo)
     db.commit()
     return photo
-
-
-@pytest.fixture
-def exam(db, instructor):
-    test = Exam(owner_id=instructor.id, title="Midterm")
-    db.add(test)
-    db.commit()
-    return test
 
 
 @pytest.fixture

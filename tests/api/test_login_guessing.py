@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 
-from conftest import PASSWORD
+from helpers import PASSWORD
 
 
 async def login(api, username: str, password: str, address: str):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from conftest import PASSWORD
+from helpers import PASSWORD
 
 
 async def test_request_id_is_echoed_or_generated(client):

@@ -10,10 +10,10 @@ import uuid
 from typing import Any
 
 import pytest
-from conftest import PASSWORD
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from fastapi.utils import generate_unique_id
+from helpers import PASSWORD
 from openapi_spec_validator import validate
 
 from api.error_catalog import ROUTE_ERRORS

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import redis.asyncio as aioredis
-from conftest import PASSWORD
+from helpers import PASSWORD
 
 from api.login_guard import LoginGuard
 from api.ratelimit import RateLimiter

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 
 import pytest
-from exam_factories import new_test, question, quiz_body, submit
+from exam_factories import class_of, new_test, question, quiz_body, submit, without_positions
 from sqlalchemy import func, select
 
 from common import models as m
@@ -107,8 +107,6 @@ async def test_wrong_types_are_422_not_500(client, instructor, auth_for):
 
 
 async def test_list_visibility_by_role(client, make_user, auth_for, db):
-    from common.models import ClassMember, SchoolClass
-
     teacher, other_teacher, admin = (
         make_user("instructor"),
         make_user("instructor"),
@@ -116,11 +114,7 @@ async def test_list_visibility_by_role(client, make_user, auth_for, db):
     )
     alice, bob = make_user("student"), make_user("student")
     h = auth_for(teacher)
-    group = SchoolClass(owner_id=teacher.id, name="A")
-    db.add(group)
-    db.flush()
-    db.add(ClassMember(class_id=group.id, user_id=alice.id))
-    db.commit()
+    group = class_of(db, teacher, alice)
     open_test = await new_test(client, h, title="open")
     draft = await new_test(client, h, title="draft", published=False)
     for_class = await new_test(client, h, title="class", class_ids=[group.id])
@@ -240,14 +234,6 @@ async def test_key_change_with_submissions_needs_regrade(client, instructor, stu
     test = await new_test(client, h)
     url = f"/v1/tests/{test['id']}"
 
-    def without_positions(questions):
-        out = copy.deepcopy(questions)
-        for q in out:
-            q.pop("position")
-            for o in q["options"]:
-                o.pop("position")
-        return out
-
     # No submissions yet: the key version moves, but there is nothing to regrade.
     questions = without_positions(test["questions"])
     questions[2]["options"][0]["is_correct"], questions[2]["options"][1]["is_correct"] = True, False
@@ -265,14 +251,8 @@ async def test_key_change_with_submissions_needs_regrade(client, instructor, stu
 
 
 async def test_delete_removes_everything_of_the_test(client, instructor, student, auth_for, db):
-    from common.models import ClassMember, SchoolClass
-
     h = auth_for(instructor)
-    group = SchoolClass(owner_id=instructor.id, name="G")
-    db.add(group)
-    db.flush()
-    db.add(ClassMember(class_id=group.id, user_id=student.id))
-    db.commit()
+    group = class_of(db, instructor, student)
     doomed = await new_test(client, h, class_ids=[group.id], attempts_allowed=2)
     kept = await new_test(client, h, title="kept")
     sh = auth_for(student)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import PASSWORD, ROOT
+from helpers import PASSWORD, ROOT
 from pydantic import ValidationError
 
 from common.settings import Settings

@@ -8,7 +8,7 @@ import sys
 import uuid
 
 import pytest
-from conftest import ROOT
+from helpers import ROOT
 from sqlalchemy import create_engine, inspect
 
 from common import embedded
@@ -70,6 +70,14 @@ def test_single_head():
     assert len(heads.stdout.strip().splitlines()) == 1, heads.stdout
 
 
+def student_at_0007(conn) -> int:
+    """A student row written with the schema of revision 0007; its id."""
+    from sqlalchemy import text
+
+    sql = "INSERT INTO users (username, role, password_hash) VALUES ('old', 'student', 'x')"
+    return conn.scalar(text(sql + " RETURNING id"))
+
+
 def test_virus_scan_of_existing_files_is_derived_honestly(scratch_db):
     """Before 0011 nothing recorded whether ClamAV ran: only a ClamAV rejection is known."""
     from sqlalchemy import text
@@ -78,12 +86,7 @@ def test_virus_scan_of_existing_files_is_derived_honestly(scratch_db):
     engine = create_engine(sync_url(scratch_db))
     try:
         with engine.begin() as conn:
-            user = conn.scalar(
-                text(
-                    "INSERT INTO users (username, role, password_hash) "
-                    "VALUES ('old', 'student', 'x') RETURNING id"
-                )
-            )
+            user = student_at_0007(conn)
             rows = {
                 "a" * 32: ("clean", None),
                 "b" * 32: ("rejected", "malware:Eicar-Test-Signature"),
@@ -123,12 +126,7 @@ def test_face_enrollments_made_before_review_stay_approved(scratch_db):
     engine = create_engine(sync_url(scratch_db))
     try:
         with engine.begin() as conn:
-            user_id = conn.scalar(
-                text(
-                    "INSERT INTO users (username, role, password_hash) "
-                    "VALUES ('old', 'student', 'x') RETURNING id"
-                )
-            )
+            user_id = student_at_0007(conn)
             conn.execute(
                 text(
                     "INSERT INTO face_enrollments (user_id, encoding, model, face_px, "

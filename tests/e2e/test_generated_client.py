@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import PASSWORD, start_api_server
+from helpers import PASSWORD, start_api_server
 
 PACKAGE = "mcq_client"  # the name README's example imports
 README = Path(__file__).parents[2] / "README.md"

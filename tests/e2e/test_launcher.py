@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
-from conftest import ROOT, free_port
+from helpers import ROOT, free_port
 
 
 def alive(pid: int) -> bool:
@@ -110,14 +110,20 @@ def var_dir():
     shutil.rmtree(path, ignore_errors=True)
 
 
+def embedded_env(test_env: dict[str, str], var: Path, *, virus_scan: str) -> dict[str, str]:
+    """`make run`'s environment on a fresh machine: no DATABASE_URL / REDIS_URL, so the launcher
+    starts its own PostgreSQL and Redis under `var`."""
+    env = {**os.environ, **test_env, "DATABASE_URL": "", "REDIS_URL": "", "VAR_DIR": str(var)}
+    env.update(ENVIRONMENT="development", REDIS_KEY_PREFIX="", CLAMD_URL="", VIRUS_SCAN=virus_scan)
+    return env
+
+
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["TERM", "INT"])
 def test_sigterm_stops_api_worker_and_embedded_servers_in_order(
     test_env, var_dir, tmp_path, stop_signal
 ):
     var = var_dir
-    # No DATABASE_URL / REDIS_URL: the launcher starts its own PostgreSQL and Redis under var.
-    env = {**os.environ, **test_env, "DATABASE_URL": "", "REDIS_URL": "", "VAR_DIR": str(var)}
-    env.update(ENVIRONMENT="development", REDIS_KEY_PREFIX="", CLAMD_URL="", VIRUS_SCAN="auto")
+    env = embedded_env(test_env, var, virus_scan="auto")
     launcher = Launcher(env, tmp_path / "launcher.log")
     try:
         children = launcher.wait_up()
@@ -147,8 +153,7 @@ def test_sigterm_stops_api_worker_and_embedded_servers_in_order(
 def test_sigkilled_launcher_leaves_nothing_running(test_env, var_dir, tmp_path):
     """The API, the worker and clamd die with the launcher (PR_SET_PDEATHSIG); the embedded
     servers are stopped by their watchdog once no command that uses them is alive."""
-    env = {**os.environ, **test_env, "DATABASE_URL": "", "REDIS_URL": "", "VAR_DIR": str(var_dir)}
-    env.update(ENVIRONMENT="development", REDIS_KEY_PREFIX="", CLAMD_URL="", VIRUS_SCAN="off")
+    env = embedded_env(test_env, var_dir, virus_scan="off")
     launcher = Launcher(env, tmp_path / "launcher.log")
     try:
         children = launcher.wait_up()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 import httpx
-from conftest import PASSWORD, start_api_server
+from helpers import PASSWORD, start_api_server
 
 
 def test_uvicorn_process_serves_login_docs_and_health(test_env, make_user, tmp_path):

@@ -13,7 +13,7 @@ import uuid
 from collections import Counter
 
 import pytest
-from conftest import PASSWORD, ROOT, password_hash
+from helpers import PASSWORD, ROOT, password_hash
 
 from common import embedded
 from common.db import SyncDatabase

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 import schemathesis
-from conftest import PASSWORD, password_hash, start_api_server
+from helpers import PASSWORD, password_hash, start_api_server
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from schemathesis.checks import not_a_server_error, response_schema_conformance

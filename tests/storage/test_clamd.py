@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import FACES
+from face_photos import FACES
 
 from common.scanning import ClamdClient, ScanError, ScannerUnavailable, scan
 

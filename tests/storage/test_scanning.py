@@ -6,7 +6,7 @@ import io
 import tempfile
 
 import pytest
-from conftest import FACES
+from face_photos import FACES
 from PIL import Image
 
 from common.scanning import (

@@ -1,4 +1,4 @@
-"""common.faces on synthetic vectors: distances, verification, one-to-one assignment, gallery."""
+"""common.faces on synthetic vectors: distances, verification, one-to-one assignment."""
 
 from __future__ import annotations
 
@@ -14,9 +14,7 @@ from common.faces import (
     ENCODING_BYTES,
     ENCODING_DIM,
     FaceMatch,
-    Gallery,
     assign_faces,
-    best_match,
     distances,
     encoding_from_bytes,
     encoding_to_bytes,
@@ -73,15 +71,6 @@ def test_distances_hand_checked() -> None:
     assert distances(probe, np.empty((0, 128))).shape == (0,)
 
 
-def test_best_match_within_and_beyond_tolerance() -> None:
-    gallery = np.stack([at(1.0), at(0.4), at(-0.7)])
-    assert best_match(at(0.0), gallery, 0.6) == (1, pytest.approx(0.4))
-    assert best_match(at(0.0), gallery, 0.3) == (None, pytest.approx(0.4))
-    assert best_match(at(0.0), np.empty((0, 128)), 0.6) == (None, inf)
-    with pytest.raises(ValueError, match="tolerance"):
-        best_match(at(0.0), gallery, 0.0)
-
-
 def test_verify_uses_the_closest_enrollment_and_is_inclusive() -> None:
     enrollments = np.stack([at(0.9), at(0.5), at(2.0)])
     result = verify(at(0.0), enrollments, tolerance=0.5)  # 0.5 is exact in binary
@@ -90,6 +79,9 @@ def test_verify_uses_the_closest_enrollment_and_is_inclusive() -> None:
     assert (result.verified, result.enrollment_index) == (False, 1)
     empty = verify(at(0.0), np.empty((0, 128)))
     assert (empty.verified, empty.distance, empty.enrollment_index) == (False, inf, None)
+    for tolerance in (0.0, -1.0, inf, float("nan")):
+        with pytest.raises(ValueError, match="tolerance"):
+            verify(at(0.0), enrollments, tolerance)
 
 
 def test_assign_faces_hand_checked() -> None:
@@ -167,29 +159,3 @@ def test_assign_faces_property_one_to_one_and_maximal() -> None:
         free_faces = set(range(n_faces)) - set(face_ids)
         free_users = set(candidates) - set(user_ids)
         assert all(dist[f, u] > tolerance for f in free_faces for u in free_users)
-
-
-def test_gallery_agrees_with_brute_force() -> None:
-    rng = np.random.default_rng(3)
-    encodings = rng.normal(0, 0.12, (5000, ENCODING_DIM))
-    ids = rng.permutation(5000) + 100
-    gallery = Gallery(encodings, ids)
-    assert len(gallery) == 5000
-    for probe in rng.normal(0, 0.12, (50, ENCODING_DIM)):
-        exact = distances(probe, encodings)
-        hit = gallery.nearest(probe)
-        assert hit is not None
-        assert hit.row == int(np.argmin(exact))
-        assert hit.id == ids[hit.row]
-        assert hit.distance == pytest.approx(exact.min(), abs=1e-5)
-
-
-def test_gallery_match_threshold_and_empty() -> None:
-    gallery = Gallery(np.stack([at(0.0), at(1.0)]), [11, 22])
-    near = gallery.match(at(0.9), tolerance=0.6)
-    assert near is not None
-    assert (near.row, near.id, near.distance) == (1, 22, pytest.approx(0.1, abs=1e-6))
-    assert gallery.match(at(2.0), tolerance=0.6) is None
-    assert Gallery(np.empty((0, 128)), []).nearest(at(0.0)) is None
-    with pytest.raises(ValueError, match="ids"):
-        Gallery(np.zeros((2, 128)), [1])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import ROOT
+from helpers import ROOT
 from pydantic import ValidationError
 
 from common.settings import DEFAULT_JWT_SECRET, Settings

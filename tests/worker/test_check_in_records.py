@@ -6,21 +6,13 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-import test_face_jobs as face_jobs
-from conftest import wait_for_job
 from exam_factories import record_attendance as record_by_hand
+from face_photos import photo
+from face_photos import submit_photo as submit
+from helpers import count, wait_for_job
 from sqlalchemy import select
-from test_face_jobs import count, photo, submit
 
 from common.models import Attendance, FacePhoto, Job
-
-# The face tests' fixtures: students with enrolled faces and a test.
-templates, people, enrolled, exam = (
-    face_jobs.templates,
-    face_jobs.people,
-    face_jobs.enrolled,
-    face_jobs.exam,
-)
 
 
 def _iso(moment: datetime) -> str:

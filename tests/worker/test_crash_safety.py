@@ -7,7 +7,7 @@ import os
 import signal
 import time
 
-from conftest import wait_for_job
+from helpers import wait_for_job
 from sqlalchemy import func, select
 
 from common.models import EchoRecord, Job

@@ -6,24 +6,18 @@ from __future__ import annotations
 
 import signal
 
-from conftest import wait_for_job
-from sqlalchemy import func, select
-from test_face_jobs import enrolled, exam, people, photo, submit, templates  # noqa: F401
+from face_photos import photo, submit_photo
+from helpers import count, wait_for_job
 
 from common.models import Attendance, FacePhoto
 
 LEASE = {"job_lease_seconds": 2, "job_heartbeat_seconds": 1}
 
 
-def _count(db, model) -> int:
-    db.expire_all()
-    return int(db.scalar(select(func.count()).select_from(model)) or 0)
-
-
 async def test_class_photo_killed_midway_writes_nothing_then_completes_once(
     isolated,
-    enrolled,  # noqa: F811
-    exam,  # noqa: F811
+    enrolled,
+    exam,
     instructor,
     auth_for,
     db,
@@ -31,15 +25,15 @@ async def test_class_photo_killed_midway_writes_nothing_then_completes_once(
     client, _, start = await isolated(**LEASE)
     first = start(queues="biometrics", concurrency=1)
     h = auth_for(instructor)
-    task_id = await submit(
+    task_id = await submit_photo(
         client, f"/v1/tests/{exam.id}/attendance/photo", h, photo("two_people.jpg")
     )
     running = await wait_for_job(client, task_id, h, until=lambda j: j["status"] != "queued")
     first.stop(signal.SIGKILL)
     assert running["status"] == "started", running  # killed while detecting faces
     # Nothing half-written: no attendance, the photo kept for the next run.
-    assert _count(db, Attendance) == 0
-    assert _count(db, FacePhoto) == 1
+    assert count(db, Attendance) == 0
+    assert count(db, FacePhoto) == 1
 
     start(queues="biometrics", concurrency=1)
     job = await wait_for_job(client, task_id, h, timeout=60)
@@ -49,4 +43,4 @@ async def test_class_photo_killed_midway_writes_nothing_then_completes_once(
     assert matched == {enrolled["obama"].id, enrolled["biden"].id}
     rows = db.scalars(select(Attendance)).all()
     assert sorted(r.user_id for r in rows) == sorted(matched)
-    assert _count(db, FacePhoto) == 0
+    assert count(db, FacePhoto) == 0

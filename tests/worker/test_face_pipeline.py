@@ -18,8 +18,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import require_face_photos
-from face_photos import large_with_small_rival, pair_107_75, subject_with_background_face
+from face_photos import (
+    ENROLL,
+    MANIFEST,
+    OBAMA_CHECK_INS,
+    image_bytes,
+    large_with_small_rival,
+    pair_107_75,
+    photo,
+    require_face_photos,
+    subject_with_background_face,
+)
 from PIL import Image
 
 from common.faces import DEFAULT_TOLERANCE, assign_faces, encoding_from_bytes, encoding_to_bytes
@@ -40,28 +49,9 @@ from worker.face_pipeline import (
 
 FACES = require_face_photos()  # fails loudly without them: no skips
 
-ENROLL = {"obama": "obama.jpg", "biden": "biden.jpg", "miranda": "lin-manuel-miranda.png"}
-OBAMA_CHECK_INS = [
-    "obama2.jpg",
-    "obama3.jpg",
-    "obama_rgba.png",
-    "obama-240p.jpg",
-    "obama_partial_face.jpg",
-    "obama_small.jpg",
-]
 USER_IDS = {"obama": 1, "biden": 2, "miranda": 3}
 
 Encoded = dict[str, tuple[np.ndarray, FaceQuality]]
-
-
-def photo(name: str) -> bytes:
-    return (FACES / name).read_bytes()
-
-
-def to_bytes(im: Image.Image, fmt: str, **params: object) -> bytes:
-    buf = io.BytesIO()
-    im.save(buf, fmt, **params)
-    return buf.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -144,14 +134,14 @@ def test_quality_reports_face_size_and_detector_score(encoded: Encoded) -> None:
 
 
 def test_two_people_are_assigned_to_biden_and_obama_only(encoded: Encoded) -> None:
+    facts = MANIFEST["images"]["two_people.jpg"]  # Obama stands left, Biden right
     faces = encode_all_faces(decode_image(photo("two_people.jpg")))
-    assert len(faces) == 2
+    assert len(faces) == facts["faces"] == 2
     candidates = {USER_IDS[who]: encoded[name][0] for who, name in ENROLL.items()}
     matches, unknown = assign_faces(faces, candidates, DEFAULT_TOLERANCE)
-    # Faces come left to right; in the picture Obama stands left, Biden right.
+    # Faces come left to right, as the people are listed.
     assert sorted((m.face_index, m.user_id) for m in matches) == [
-        (0, USER_IDS["obama"]),
-        (1, USER_IDS["biden"]),
+        (index, USER_IDS[who]) for index, who in enumerate(facts["people"])
     ]
     assert unknown == 0
     assert all(m.distance < 0.5 for m in matches)
@@ -176,7 +166,7 @@ def _bad_inputs() -> dict[str, bytes]:
     idat = png.index(b"IDAT")
     flipped = bytearray(png)
     flipped[idat + 100] ^= 0xFF  # breaks the chunk CRC
-    ppm = to_bytes(Image.new("RGB", (8, 8)), "PPM")  # a real image, but not an allowed format
+    ppm = image_bytes(Image.new("RGB", (8, 8)), "PPM")  # a real image, but not an allowed format
     return {
         "empty": b"",
         "text": b"name,score\nalice,10\n",
@@ -241,7 +231,7 @@ def test_exif_orientation_is_applied(obama_image: Image.Image, obama: np.ndarray
     sideways = obama_image.transpose(Image.Transpose.ROTATE_90)
     exif = Image.Exif()
     exif[0x0112] = 6
-    data = to_bytes(sideways, "JPEG", quality=92, exif=exif.tobytes())
+    data = image_bytes(sideways, "JPEG", quality=92, exif=exif.tobytes())
 
     raw = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
     assert detect_faces(raw, upsample=1) == []  # without the rotation HOG sees no face
@@ -256,7 +246,7 @@ def test_exif_orientation_is_applied(obama_image: Image.Image, obama: np.ndarray
 def test_other_colour_modes_work(
     mode: str, fmt: str, obama_image: Image.Image, obama: np.ndarray
 ) -> None:
-    image = decode_image(to_bytes(obama_image.convert(mode), fmt))
+    image = decode_image(image_bytes(obama_image.convert(mode), fmt))
     assert image.shape == (obama_image.height, obama_image.width, 3)
     if mode == "L":
         assert np.array_equal(image[..., 0], image[..., 2])
@@ -267,7 +257,7 @@ def test_other_colour_modes_work(
 
 def test_sixteen_bit_greyscale_is_scaled_not_clipped() -> None:
     ramp = np.linspace(0, 65535, 64 * 256).reshape(64, 256).astype(np.uint16)
-    image = decode_image(to_bytes(Image.fromarray(ramp), "PNG"))
+    image = decode_image(image_bytes(Image.fromarray(ramp), "PNG"))
     assert image.shape == (64, 256, 3)
     assert image[0, 0, 0] == 0
     assert image[-1, -1, 0] == 255
@@ -277,7 +267,7 @@ def test_sixteen_bit_greyscale_is_scaled_not_clipped() -> None:
 def test_image_without_a_face_is_no_face() -> None:
     ramp = np.linspace(0, 255, 800, dtype=np.uint8)
     gradient = np.stack([np.tile(ramp, (600, 1))] * 3, axis=-1)
-    image = decode_image(to_bytes(Image.fromarray(gradient), "PNG"))
+    image = decode_image(image_bytes(Image.fromarray(gradient), "PNG"))
     expect_error("no_face", lambda: encode_single_face(image))
     assert encode_all_faces(image) == []
 
@@ -289,7 +279,7 @@ def _tiny_face(obama_image: Image.Image, canvas: tuple[int, int], face_px: int) 
     )
     background = Image.new("RGB", canvas, (120, 120, 120))
     background.paste(small, (canvas[0] // 3, canvas[1] // 4))
-    return decode_image(to_bytes(background, "JPEG", quality=92))
+    return decode_image(image_bytes(background, "JPEG", quality=92))
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,8 @@ import uuid
 from pathlib import Path
 
 import httpx
-from conftest import FACES, wait_for_job
+from face_photos import FACES
+from helpers import wait_for_job
 from PIL import Image
 from sqlalchemy import select
 from storage_servers import AWS_ENV, REGION, minimal_pdf, start_clamd
@@ -233,7 +234,7 @@ def test_production_worker_refuses_to_start_without_a_scanner(test_env, tmp_path
     import subprocess
     import sys
 
-    from conftest import ROOT
+    from helpers import ROOT
 
     env = {**os.environ, **test_env, "ENVIRONMENT": "production", "CLAMD_URL": ""}
     env.pop("VIRUS_SCAN", None)

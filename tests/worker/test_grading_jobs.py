@@ -8,27 +8,17 @@ The quiz (exam_factories.three_questions), max 6 points:
 
 from __future__ import annotations
 
-import copy
 import csv
 import io
 import uuid
 
-from conftest import wait_for_job
-from exam_factories import new_test, option, qid, submit
+from exam_factories import new_class, new_test, option, qid, submit, without_positions
+from helpers import wait_for_job
 from sqlalchemy import delete, func, select, update
 
 from common import models as m
 
 RIGHT = {0: 0, 1: [0, 1], 2: 1}
-
-
-def without_positions(questions):
-    out = copy.deepcopy(questions)
-    for q in out:
-        q.pop("position")
-        for o in q["options"]:
-            o.pop("position")
-    return out
 
 
 async def flip_q2_key(client, test, headers):
@@ -164,7 +154,7 @@ async def test_face_jobs_never_block_grading_but_grading_blocks_grading(
     a waiting check-in or class photo blocks no regrade, import or key edit; a waiting regrade
     still blocks a second one, an import and a key edit."""
     import numpy as np
-    from conftest import FACES
+    from face_photos import FACES
 
     from common.faces import encoding_to_bytes
 
@@ -363,9 +353,7 @@ async def test_import_respects_class_assignment(
 ):
     h = auth_for(instructor)
     member, outsider = make_user("student"), make_user("student")
-    group = (
-        await client.post("/v1/classes", json={"name": "G", "student_ids": [member.id]}, headers=h)
-    ).json()
+    group = await new_class(client, h, member)
     test = await new_test(client, h, class_ids=[group["id"]])
     o = str(option(test, 0, 0))
     text = csv_text([["username", qid(test, 0)], [member.username, o], [outsider.username, o]])

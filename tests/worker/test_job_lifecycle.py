@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from conftest import wait_for_job
+from helpers import wait_for_job
 from sqlalchemy import func, select
 
 from common.models import EchoRecord
