@@ -8,6 +8,7 @@ import signal
 
 from face_photos import photo, submit_photo
 from helpers import count, wait_for_job
+from sqlalchemy import select
 
 from common.models import Attendance, FacePhoto
 
