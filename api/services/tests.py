@@ -28,9 +28,8 @@ from api.services.test_access import OptionLike, QuestionLike
 from common import exam_visibility as visibility
 from common.cache import LISTS, test_scope
 from common.exam_visibility import Paper
-from common.gradebook import answer_key
-from common.grading import key_changes_scores
-from common.jobs import GRADING_LOCK
+from common.grading import answer_key, key_changes_scores
+from common.grading.lock import GRADING_LOCK
 from common.models import Attempt, Option, Question, SchoolClass, Submission, Test, TestClass
 
 SETTINGS = (
