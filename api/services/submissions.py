@@ -44,10 +44,7 @@ from common.grading import (
     answer_key,
     chosen_lists,
     details_view,
-    encode_details,
-    score,
-    stored_answers,
-    stored_details,
+    graded_row,
     validate_answers,
 )
 from common.grading.cache_scopes import statistics_scopes
@@ -243,8 +240,7 @@ async def submit(
                 "another submission of yours is being recorded", code="already_submitted"
             )
         attempt_id = inserted
-    result = score(key, chosen)
-    details = stored_details(result)
+    graded = graded_row(key, chosen)
     key_version, review = test.key_version, visibility.review_allowed(principal, test, now, grace)
     try:
         row = (
@@ -255,12 +251,12 @@ async def submit(
                     user_id=principal.id,
                     attempt_id=attempt_id,
                     attempt=number,
-                    answers=stored_answers(chosen, key),
-                    score=result.score,
-                    max_score=result.max_score,
+                    answers=graded.answers,
+                    score=graded.result.score,
+                    max_score=graded.result.max_score,
                     key_version=key_version,
-                    # The exact text every writer stores: see common.grading.details_json.
-                    details=cast(literal(encode_details(details), Text), JSON),
+                    # The exact text every writer stores (common.grading.GradedRow).
+                    details=cast(literal(graded.details_text, Text), JSON),
                     source="api",
                     graded_at=now,
                 )
@@ -275,8 +271,8 @@ async def submit(
         id=row.id,
         test_id=test_id,
         attempt=number,
-        score=result.score,
-        details=_details_out(details, result.score, result.max_score, review),
+        score=graded.result.score,
+        details=_details_out(graded.details, graded.result.score, graded.result.max_score, review),
         submitted_at=row.created_at,
     )
 

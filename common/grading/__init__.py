@@ -9,7 +9,7 @@ through here, so a score never depends on who computed it:
     answers = validate_answers(key, raw)         # untrusted input (answers.py)
     result = score(key, answers)                 # the one scoring function (scoring.py)
     Scorer(key).score_json(text)                 # the same, for many stored answers
-    stored_answers(answers, key), details_json(result)   # what the database holds (stored.py)
+    row = graded_row(key, answers)               # score + what the database holds (stored.py)
 
 Schemes (per test, overridable per question):
 - all_or_nothing: full points iff the chosen set equals the correct set, else 0.
@@ -48,11 +48,13 @@ from common.grading.scoring import Scorer, ScoreResult, score
 from common.grading.stored import (
     STATE_CODES,
     DetailsEncoder,
+    GradedRow,
     QuestionView,
     chosen_lists,
     details_json,
     details_view,
     encode_details,
+    graded_row,
     stored_answers,
     stored_details,
 )
@@ -65,6 +67,7 @@ __all__ = [
     "Answers",
     "Correctness",
     "DetailsEncoder",
+    "GradedRow",
     "InvalidKeyError",
     "QuestionKey",
     "QuestionResult",
@@ -78,6 +81,7 @@ __all__ = [
     "details_json",
     "details_view",
     "encode_details",
+    "graded_row",
     "key_changes_scores",
     "normalize_answers",
     "score",

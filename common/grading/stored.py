@@ -11,17 +11,20 @@ from typing import Any
 
 import orjson
 
+from common.grading.answers import Answers
 from common.grading.key import AnswerKey, Correctness, QuestionResult
-from common.grading.scoring import ScoreResult
+from common.grading.scoring import ScoreResult, score
 
 __all__ = [
     "STATE_CODES",
     "DetailsEncoder",
+    "GradedRow",
     "QuestionView",
     "chosen_lists",
     "details_json",
     "details_view",
     "encode_details",
+    "graded_row",
     "stored_answers",
     "stored_details",
 ]
@@ -114,3 +117,21 @@ def _fragment(q: QuestionResult) -> str:
 
 
 _slot = attrgetter("slot")
+
+
+@dataclass(frozen=True, slots=True)
+class GradedRow:
+    """A submission graded, in the form its row stores: what every writer (submit, import)
+    writes, so the regrade finds the same text."""
+
+    result: ScoreResult
+    answers: dict[str, Any]  # submissions.answers
+    details: list[list[Any]]  # submissions.details, as values
+    details_text: str  # ... as the exact JSON text every writer stores
+
+
+def graded_row(key: AnswerKey, answers: Answers) -> GradedRow:
+    """Score validated answers and put them and their details in their stored forms."""
+    result = score(key, answers)
+    details = stored_details(result)
+    return GradedRow(result, stored_answers(answers, key), details, encode_details(details))

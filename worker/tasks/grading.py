@@ -16,7 +16,7 @@ import structlog
 from sqlalchemy import JSON, Text, bindparam, cast, delete, func, insert, literal, select, update
 from sqlalchemy.orm import Session, selectinload
 
-from common.grading import AnswerKey, answer_key, details_json, score, stored_answers
+from common.grading import AnswerKey, GradedRow, answer_key, graded_row
 from common.grading.lock import IMPORT_TASK, REGRADE_TASK
 from common.models import (
     Attempt,
@@ -275,8 +275,8 @@ def _write_import(
     claimed: dict[tuple[int, int], int] = {}  # (user, attempt) -> line that took it
     new_attempts: list[dict[str, Any]] = []
     open_attempts: list[int] = []
-    inserts: list[tuple[tuple[int, int], ImportRow, dict[str, Any]]] = []
-    updates: list[dict[str, Any]] = []
+    inserts: list[tuple[tuple[int, int], GradedRow]] = []
+    updates: list[tuple[int, float, GradedRow]] = []  # (submission, its old score, new grading)
     unchanged = 0
     for row in rows:
         uid = user_ids[row.username.lower()]
@@ -309,24 +309,14 @@ def _write_import(
             continue
         claimed[slot] = row.line
         highest[uid] = max(highest[uid], number)
-        answers = stored_answers(row.answers, key)
+        graded = graded_row(key, row.answers)
         if existing is not None:
             sid, old_answers, old_score, old_version = existing
             # Same answers graded with the same key: the same score and details.
-            if old_answers == answers and old_version == key_version:
+            if old_answers == graded.answers and old_version == key_version:
                 unchanged += 1
                 continue
-            result = score(key, row.answers)
-            updates.append(
-                {
-                    "sid": sid,
-                    "answers": answers,
-                    "score": result.score,
-                    "max_score": result.max_score,
-                    "previous_score": old_score,
-                    "details": details_json(result),
-                }
-            )
+            updates.append((sid, old_score, graded))
             continue
         if slot in attempts:
             open_attempts.append(attempts[slot][0])
@@ -340,7 +330,7 @@ def _write_import(
                     "submitted_at": now,
                 }
             )
-        inserts.append((slot, row, answers))
+        inserts.append((slot, graded))
 
     if new_attempts:
         for aid, uid, number in session.execute(
@@ -354,38 +344,37 @@ def _write_import(
         )
     if inserts:
         values = []
-        for (uid, number), row, answers in inserts:
-            result = score(key, row.answers)
+        for (uid, number), graded in inserts:
             values.append(
                 {
                     "test_id": test_id,
                     "user_id": uid,
                     "attempt_id": attempts[(uid, number)][0],
                     "attempt": number,
-                    "answers": answers,
-                    "score": result.score,
-                    "max_score": result.max_score,
+                    "answers": graded.answers,
+                    "score": graded.result.score,
+                    "max_score": graded.result.max_score,
                     "key_version": key_version,
-                    "details_text": details_json(result),
+                    "details_text": graded.details_text,
                     "source": "import",
                     "graded_at": now,
                 }
             )
-        # details: the exact text every writer stores (common.grading.details_json).
+        # details: the exact text every writer stores (common.grading.GradedRow).
         session.execute(
             insert(Submission).values(details=cast(bindparam("details_text", type_=Text), JSON)),
             values,
         )
-    for change in updates:
+    for sid, old_score, graded in updates:
         session.execute(
             update(Submission)
-            .where(Submission.id == change["sid"])
+            .where(Submission.id == sid)
             .values(
-                answers=change["answers"],
-                score=change["score"],
-                max_score=change["max_score"],
-                previous_score=change["previous_score"],
-                details=cast(literal(change["details"], Text), JSON),
+                answers=graded.answers,
+                score=graded.result.score,
+                max_score=graded.result.max_score,
+                previous_score=old_score,
+                details=cast(literal(graded.details_text, Text), JSON),
                 key_version=key_version,
                 source="import",
                 graded_at=now,
