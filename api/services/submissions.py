@@ -45,6 +45,7 @@ from common.grading import (
     chosen_lists,
     details_view,
     graded_row,
+    percentage,
     validate_answers,
 )
 from common.grading.cache_scopes import statistics_scopes
@@ -177,7 +178,7 @@ def _details_out(
     correctness are both withheld: points of 0 or full marks tell as much as correctness."""
     return DetailsOut(
         max_score=max_score,
-        percentage=round(100.0 * score_ / max_score, 4) if max_score > 0 else 0.0,
+        percentage=percentage(score_, max_score),
         review_allowed=review,
         questions=[
             QuestionResultOut(

@@ -43,8 +43,9 @@ from common.grading.key import (
     Scheme,
     answer_key,
     key_changes_scores,
+    max_score,
 )
-from common.grading.scoring import Scorer, ScoreResult, score
+from common.grading.scoring import Scorer, ScoreResult, percentage, score
 from common.grading.stored import (
     STATE_CODES,
     DetailsEncoder,
@@ -83,7 +84,9 @@ __all__ = [
     "encode_details",
     "graded_row",
     "key_changes_scores",
+    "max_score",
     "normalize_answers",
+    "percentage",
     "score",
     "stored_answers",
     "stored_details",

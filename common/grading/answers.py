@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 from common.grading.key import AnswerKey, QuestionCheck
 
@@ -24,6 +25,7 @@ Answers = dict[int, frozenset[int]]
 RawAnswers = Mapping[int, object] | Mapping[str, object] | Mapping[int | str, object]
 
 _EMPTY: frozenset[int] = frozenset()
+_NO_LOOKUP: Mapping[Any, Any] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,47 +62,45 @@ def _id_of_text(text: str) -> int | None:
     return value if str(value) == text else None
 
 
-def _question_id(raw: object) -> int | None:
-    if type(raw) is int:  # not bool, not float
-        return raw
-    if type(raw) is str:
-        return _id_of_text(raw)
-    return None
-
-
 def _parse(raw: RawAnswers, key: AnswerKey | None, root: str) -> Answers:
     """The parser. The common, valid answer takes the few type tests inline; anything else is
     explained by `_explain` (which also accepts the odd valid shape, e.g. a tuple)."""
-    lookup = key._lookup if key is not None else None
+    strict = key is not None
+    lookup: Mapping[Any, QuestionCheck] = key._lookup if key is not None else _NO_LOOKUP
+    options: frozenset[int] = _EMPTY
+    multiple = True
+    singles: Mapping[int, frozenset[int]] = _NO_LOOKUP
     answers: Answers = {}
     errors: list[AnswerError] = []
     for raw_qid, value in raw.items():
-        check: QuestionCheck | None = None
-        if lookup is not None and (type(raw_qid) is str or type(raw_qid) is int):
-            check = lookup.get(raw_qid)
+        # The type test keeps 17.0 and True from matching question 17 and 1.
+        check = lookup.get(raw_qid) if type(raw_qid) is str or type(raw_qid) is int else None
         if check is not None:
-            qid = check[0]
+            qid, options, multiple, singles = check
         else:
-            found = _question_id(raw_qid)
+            # An int (not a bool or float) or a canonical decimal string.
+            if type(raw_qid) is str:
+                found = _id_of_text(raw_qid)
+            else:
+                found = raw_qid if type(raw_qid) is int else None
             if found is None:
                 errors.append(
                     AnswerError(f"{root}.{raw_qid}", "invalid_question_id", "not an integer id")
                 )
                 continue
             qid = found
+            if strict:  # never in `answers`, so never a duplicate
+                message = f"no question {qid}"
+                errors.append(AnswerError(f"{root}.{raw_qid}", "unknown_question", message))
+                continue
         if qid in answers:
             errors.append(
                 AnswerError(f"{root}.{raw_qid}", "duplicate_question", f"question {qid} repeated")
             )
             continue
-        if lookup is not None and check is None:
-            errors.append(
-                AnswerError(f"{root}.{raw_qid}", "unknown_question", f"no question {qid}")
-            )
-            continue
         chosen: frozenset[int] | None = None
         if type(value) is int:
-            chosen = check[3].get(value) if check is not None else frozenset((value,))
+            chosen = singles.get(value) if strict else frozenset((value,))
         elif type(value) is list:
             # bools and floats hash like ints: refuse them here (the type test), name them below.
             for option in value:
@@ -109,13 +109,14 @@ def _parse(raw: RawAnswers, key: AnswerKey | None, root: str) -> Answers:
             else:
                 chosen = frozenset(value)
                 if len(chosen) != len(value) or (
-                    check is not None and (not chosen <= check[1] or (chosen and not check[2]))
+                    strict and (not chosen <= options or (chosen and not multiple))
                 ):
                     chosen = None
         elif value is None:
             chosen = _EMPTY
         if chosen is None:
-            chosen = _explain(f"{root}.{raw_qid}", qid, value, check, key, errors)
+            single = strict and not multiple
+            chosen = _explain(f"{root}.{raw_qid}", qid, value, single, key, errors)
         answers[qid] = chosen
     if errors:
         raise AnswerValidationError(errors)
@@ -126,7 +127,7 @@ def _explain(
     path: str,
     qid: int,
     value: object,
-    check: QuestionCheck | None,
+    single: bool,
     key: AnswerKey | None,
     errors: list[AnswerError],
 ) -> frozenset[int]:
@@ -137,7 +138,7 @@ def _explain(
         items = []
     elif isinstance(value, list | tuple):
         items = [(f"{path}.{i}", v) for i, v in enumerate(value)]
-        if check is not None and not check[2] and items:
+        if single and items:
             errors.append(
                 AnswerError(path, "single_answer", "a single-answer question takes one option id")
             )

@@ -16,6 +16,11 @@ from typing import Any, Protocol
 DECIMALS = 4
 
 
+def max_score(points: Iterable[float]) -> float:
+    """A test's maximum: the sum of its questions' points, rounded like every figure."""
+    return round(sum(points), DECIMALS)
+
+
 class Scheme(StrEnum):
     ALL_OR_NOTHING = "all_or_nothing"
     PARTIAL = "partial"
@@ -172,7 +177,7 @@ class AnswerKey:
         results: list[QuestionResult] = []
         self._plans = tuple(_plan(q, self, results) for q in self.questions)
         self.results = tuple(results)
-        self.max_score = round(sum(q.points for q in self.questions), DECIMALS)
+        self.max_score = max_score(q.points for q in self.questions)
 
     def _value(self) -> tuple[Any, ...]:
         return (self.questions, self.scheme, self.negative_fraction, self.unanswered_mark)

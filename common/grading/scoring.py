@@ -50,9 +50,12 @@ def _total(key: AnswerKey, results: Sequence[QuestionResult]) -> ScoreResult:
     for result in results:
         total += result.points
     total = max(0.0, round(total, DECIMALS)) + 0.0
-    maximum = key.max_score
-    percentage = round(100.0 * total / maximum, DECIMALS) if maximum > 0 else 0.0
-    return ScoreResult(total, maximum, percentage, tuple(results))
+    return ScoreResult(total, key.max_score, percentage(total, key.max_score), tuple(results))
+
+
+def percentage(score: float, max_score: float) -> float:
+    """0..100, rounded like every figure; 0 when the maximum is 0."""
+    return round(100.0 * score / max_score, DECIMALS) if max_score > 0 else 0.0
 
 
 def score(key: AnswerKey, answers: Mapping[int, AbstractSet[int]]) -> ScoreResult:
