@@ -49,8 +49,7 @@ def _copy(cur: Any, table: str, columns: str, rows: io.StringIO) -> None:
 
 def seed(env: dict[str, str], n: int) -> dict[str, Any]:
     """Users, one test with its key, n attempts and submissions, via COPY. Returns ids."""
-    from common.gradebook import answer_key, details_json, stored_answers
-    from common.grading import score, validate_answers
+    from common.grading import answer_key, details_json, score, stored_answers, validate_answers
     from common.models import Option, Question, Test
 
     rng = random.Random(SEED)
@@ -200,8 +199,7 @@ def orm_baseline(env: dict[str, str], test_id: int) -> dict[str, int]:
     from sqlalchemy.orm import selectinload
 
     from common.db import SyncDatabase
-    from common.gradebook import answer_key, stored_details
-    from common.grading import read_stored, score
+    from common.grading import answer_key, normalize_answers, score, stored_details
     from common.models import Question, Submission, Test
     from common.settings import Settings
 
@@ -221,7 +219,7 @@ def orm_baseline(env: dict[str, str], test_id: int) -> dict[str, int]:
         for submission in session.scalars(
             select(Submission).where(Submission.test_id == test_id)
         ).all():
-            result = score(key, read_stored(key, submission.answers))
+            result = score(key, normalize_answers(submission.answers))
             details = stored_details(result)
             if submission.score == result.score and submission.details == details:
                 unchanged += 1

@@ -2,10 +2,10 @@
 
 Run by hand: `.venv/bin/python bench/bench_scoring.py [N_SUBMISSIONS]`. Prints, per scheme, the
 time for `score` alone, for `validate_answers` on JSON-shaped input (str keys, int or list
-values, as the API receives it), for `score(read_stored(...))` on stored answers (the plain
-path), for `score_stored` (the same results, memoised per question, from a fresh key) and for
-`score_json` (what a bulk regrade runs, from the JSON text). Generating the input is not
-timed; results are dropped as they come and the cyclic GC is off, as in the regrade worker.
+values, as the API receives it), for `score(normalize_answers(...))` on stored answers (the
+plain path) and for `Scorer(key).score_json` (what a bulk regrade runs, from the JSON text, with
+a fresh scorer: the same results, memoised per question). Generating the input is not timed;
+results are dropped as they come and the cyclic GC is off, as in the regrade worker.
 The machine's load shows in the figures: run it twice.
 The bulk-regrade budget is well under 20 s end to end.
 """
@@ -25,11 +25,9 @@ from common.grading import (
     AnswerKey,
     QuestionKey,
     Scheme,
+    Scorer,
     normalize_answers,
-    read_stored,
     score,
-    score_json,
-    score_stored,
     validate_answers,
 )
 
@@ -80,16 +78,16 @@ def run(scheme: Scheme, n: int, rng: random.Random) -> None:
     timed("score (normalised answers)", n, lambda: (score(key, a) for a in parsed))
     timed("validate_answers (API, JSON input)", n, lambda: (validate_answers(key, r) for r in raw))
     timed(
-        "score(read_stored) (plain path)",
+        "score(normalize_answers) (plain path)",
         n,
-        lambda: (score(key, read_stored(key, r)) for r in raw),
+        lambda: (score(key, normalize_answers(r)) for r in raw),
     )
-    fresh = AnswerKey(key.questions, key.scheme, key.negative_fraction, key.unanswered_mark)
-    timed("score_stored (stored answers)", n, lambda: (score_stored(fresh, r) for r in raw))
     texts = [orjson.dumps(r) for r in raw]
-    fresh = AnswerKey(key.questions, key.scheme, key.negative_fraction, key.unanswered_mark)
     timed("orjson.loads alone", n, lambda: (orjson.loads(t) for t in texts))
-    timed("score_json (bulk regrade, from text)", n, lambda: (score_json(fresh, t) for t in texts))
+    scorer = Scorer(key)
+    timed(
+        "Scorer.score_json (bulk regrade, text)", n, lambda: (scorer.score_json(t) for t in texts)
+    )
     mean = sum(score(key, a).score for a in parsed[:1000]) / min(n, 1000)
     print(f"  mean score of the first 1000: {mean:.2f} / {key.max_score:g}")
 

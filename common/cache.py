@@ -3,7 +3,8 @@
 Entries are versioned instead of deleted: a write bumps the version of what it changed (a test,
 or the generation of all test lists), and readers build keys with the current versions, so a
 stale entry is never found again and simply expires. Which write bumps which scope is decided in
-common.cache_invalidation, by session hooks in the API and the worker alike.
+common.cache_invalidation, by session hooks in the API and the worker alike; the scopes that
+follow grades are named by common.grading.cache_scopes.
 """
 
 from __future__ import annotations
@@ -17,10 +18,6 @@ LISTS = "tests:lists"
 
 def test_scope(test_id: int) -> str:
     return f"test:{test_id}"
-
-
-def stats_scope(test_id: int) -> str:
-    return f"stats:{test_id}"
 
 
 def version_key(prefix: str, scope: str) -> str:

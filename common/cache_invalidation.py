@@ -1,17 +1,18 @@
 """What invalidates which cache entry: the one place, applied by session hooks on every write.
 
 The cached reads (api.services: a test's detail per audience, test lists, statistics) are keyed
-by the versions of scopes (common.cache). Each table they depend on maps its changed rows to the
+by the versions of scopes (common.cache; the scopes that follow grades are named by
+common.grading.cache_scopes). Each table they depend on maps its changed rows to the
 scopes they make stale (`RULES`):
 
 | table | a changed row makes stale |
 | --- | --- |
-| tests | the test, its statistics, every test list |
-| questions, options | their test and its statistics (the key) |
+| tests | the test, its grades (statistics), every test list |
+| questions, options | their test and its grades (the key) |
 | test_classes | the test (the owner view lists its classes), every list (who sees it) |
 | classes, class_members | every list (membership decides which tests a student sees) |
-| submissions; attempts (deleted) | the statistics of their test |
-| users (deleted) | what the deletion cascades to: their tests, the statistics of the tests |
+| submissions; attempts (deleted) | the grades of their test |
+| users (deleted) | what the deletion cascades to: their tests, the grades of the tests |
 |                 | they submitted to, every list |
 
 No writer calls this. Sessions created with `session_info(bumper)` (the API's and the worker's)
@@ -36,7 +37,8 @@ import structlog
 from sqlalchemy import Connection, event, select, tuple_
 from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 
-from common.cache import LISTS, stats_scope, test_scope
+from common.cache import LISTS, test_scope
+from common.grading.cache_scopes import stale_when_grades_change
 from common.models import Question, Submission, TestClass
 from common.models import Test as TestModel
 
@@ -62,12 +64,12 @@ Rows = Sequence[tuple[Any, ...]]
 
 def _of_tests(conn: Connection, rows: Rows) -> set[str]:
     ids = {r[0] for r in rows}
-    return {LISTS} | {test_scope(i) for i in ids} | {stats_scope(i) for i in ids}
+    return {LISTS} | {test_scope(i) for i in ids} | stale_when_grades_change(ids)
 
 
 def _of_questions(conn: Connection, rows: Rows) -> set[str]:
     ids = {r[0] for r in rows}
-    return {test_scope(i) for i in ids} | {stats_scope(i) for i in ids}
+    return {test_scope(i) for i in ids} | stale_when_grades_change(ids)
 
 
 def _of_options(conn: Connection, rows: Rows) -> set[str]:
@@ -92,7 +94,7 @@ def _of_lists(conn: Connection, rows: Rows) -> set[str]:
 
 
 def _of_submissions(conn: Connection, rows: Rows) -> set[str]:
-    return {stats_scope(r[0]) for r in rows}
+    return stale_when_grades_change(r[0] for r in rows)
 
 
 def _of_deleted_users(conn: Connection, rows: Rows) -> set[str]:

@@ -134,9 +134,3 @@ class TestJobLock:
     async def holder(self, session: AsyncSession, test_id: int) -> Job | None:
         """The unfinished job holding the lock for this test, if any."""
         return (await session.scalars(select(Job).where(self.held(test_id)).limit(1))).first()
-
-
-# A regrade or an import rewrites a test's scores from its key: one at a time per test, and the
-# key does not change under them. Face jobs (check-in, class photo) write attendance only.
-GRADING_LOCK = TestJobLock("grading", frozenset({"grading.regrade", "grading.import_submissions"}))
-assert GRADING_LOCK.kinds <= TASK_QUEUES.keys()

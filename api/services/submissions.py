@@ -1,8 +1,8 @@
 """Taking tests (attempts, submit), reading submissions, and the grading use cases behind them:
 bulk regrade and CSV import (handed to the worker), CSV export and statistics.
 
-The instant score on submit and the worker's regrade both call `common.grading.score` on the
-key built by `common.gradebook.answer_key`, so a score never depends on who computed it.
+The instant score on submit and the worker's regrade both score through `common.grading`, so a
+score never depends on who computed it.
 """
 
 from __future__ import annotations
@@ -38,18 +38,20 @@ from api.services import test_access as access
 from api.services.test_access import QuestionLike
 from api.services.tests import ordered, taker_questions
 from common import exam_visibility as visibility
-from common.cache import stats_scope, test_scope
-from common.gradebook import (
+from common.grading import (
+    AnswerValidationError,
+    Scorer,
     answer_key,
     chosen_lists,
     details_view,
-    encode_details,
-    stored_answers,
-    stored_details,
+    graded_row,
+    percentage,
+    validate_answers,
 )
-from common.grading import AnswerValidationError, score, score_stored, validate_answers
+from common.grading.cache_scopes import statistics_scopes
+from common.grading.lock import GRADING_LOCK, IMPORT_TASK, REGRADE_TASK
 from common.item_stats import quiz_statistics
-from common.jobs import GRADING_LOCK, enqueue, test_subject
+from common.jobs import enqueue, test_subject
 from common.models import Attempt, Job, Submission, SubmissionImport, Test, User
 from common.results_csv import HeaderError, ImportParser, export_header, export_row, rows_to_csv
 from common.settings import Settings
@@ -176,7 +178,7 @@ def _details_out(
     correctness are both withheld: points of 0 or full marks tell as much as correctness."""
     return DetailsOut(
         max_score=max_score,
-        percentage=round(100.0 * score_ / max_score, 4) if max_score > 0 else 0.0,
+        percentage=percentage(score_, max_score),
         review_allowed=review,
         questions=[
             QuestionResultOut(
@@ -239,8 +241,7 @@ async def submit(
                 "another submission of yours is being recorded", code="already_submitted"
             )
         attempt_id = inserted
-    result = score(key, chosen)
-    details = stored_details(result)
+    graded = graded_row(key, chosen)
     key_version, review = test.key_version, visibility.review_allowed(principal, test, now, grace)
     try:
         row = (
@@ -251,12 +252,12 @@ async def submit(
                     user_id=principal.id,
                     attempt_id=attempt_id,
                     attempt=number,
-                    answers=stored_answers(chosen, key),
-                    score=result.score,
-                    max_score=result.max_score,
+                    answers=graded.answers,
+                    score=graded.result.score,
+                    max_score=graded.result.max_score,
                     key_version=key_version,
-                    # The exact text every writer stores: see common.gradebook.details_json.
-                    details=cast(literal(encode_details(details), Text), JSON),
+                    # The exact text every writer stores (common.grading.GradedRow).
+                    details=cast(literal(graded.details_text, Text), JSON),
                     source="api",
                     graded_at=now,
                 )
@@ -271,8 +272,8 @@ async def submit(
         id=row.id,
         test_id=test_id,
         attempt=number,
-        score=result.score,
-        details=_details_out(details, result.score, result.max_score, review),
+        score=graded.result.score,
+        details=_details_out(graded.details, graded.result.score, graded.result.max_score, review),
         submitted_at=row.created_at,
     )
 
@@ -387,7 +388,7 @@ async def start_regrade(
     return await enqueue(
         session,
         resources.publisher,
-        kind="grading.regrade",
+        kind=REGRADE_TASK,
         owner_id=principal.id,
         params={"test_id": test.id, "dry_run": dry_run},
         subject=test_subject(test.id),
@@ -445,7 +446,7 @@ async def start_import(
     return await enqueue(
         session,
         resources.publisher,
-        kind="grading.import_submissions",
+        kind=IMPORT_TASK,
         owner_id=principal.id,
         params={"test_id": test.id, "import_id": pending.id},
         subject=test_subject(test.id),
@@ -505,8 +506,7 @@ async def statistics_body(
         stats = await statistics(session=session, principal=principal, test_id=test_id)
         return stats.model_dump_json().encode()
 
-    scopes = (test_scope(test_id), stats_scope(test_id))
-    return await cache.get_or_compute("test_stats", scopes, (), compute)
+    return await cache.get_or_compute("test_stats", statistics_scopes(test_id), (), compute)
 
 
 async def statistics(*, session: AsyncSession, principal: Principal, test_id: int) -> StatsOut:
@@ -514,9 +514,10 @@ async def statistics(*, session: AsyncSession, principal: Principal, test_id: in
     questions = await access.load_questions(session, test.id)
     key = answer_key(test, questions)
     # First attempts only: each student's lowest-numbered submitted attempt.
+    # As text: the scorer reads the stored JSON itself (what a regrade does, just as fast).
     answers = (
         await session.scalars(
-            select(Submission.answers)
+            select(cast(Submission.answers, Text))
             .where(Submission.test_id == test.id)
             .ext(distinct_on(Submission.user_id))
             .order_by(Submission.user_id, Submission.attempt)
@@ -526,7 +527,8 @@ async def statistics(*, session: AsyncSession, principal: Principal, test_id: in
     max_points = [q.points for q in questions]
 
     def compute() -> Any:
-        matrix = [[r.points for r in score_stored(key, a).questions] for a in answers]
+        scorer = Scorer(key)
+        matrix = [[r.points for r in scorer.score_json(a).questions] for a in answers]
         return quiz_statistics(question_ids, max_points, matrix)
 
     stats = await asyncio.to_thread(compute)

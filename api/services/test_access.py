@@ -19,8 +19,7 @@ from sqlalchemy.orm import selectinload
 from api.deps import Principal
 from api.errors import Forbidden, NotFound
 from common import exam_visibility as visibility
-from common.gradebook import answer_key
-from common.grading import AnswerKey
+from common.grading import AnswerKey, answer_key
 from common.models import Attempt, Option, Question, Test
 
 Lock = Literal["share", "update"] | None

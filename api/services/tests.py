@@ -26,11 +26,11 @@ from api.schemas.tests import (
 from api.services import test_access as access
 from api.services.test_access import OptionLike, QuestionLike
 from common import exam_visibility as visibility
+from common import grading
 from common.cache import LISTS, test_scope
 from common.exam_visibility import Paper
-from common.gradebook import answer_key
-from common.grading import key_changes_scores
-from common.jobs import GRADING_LOCK
+from common.grading import answer_key, key_changes_scores
+from common.grading.lock import GRADING_LOCK
 from common.models import Attempt, Option, Question, SchoolClass, Submission, Test, TestClass
 
 SETTINGS = (
@@ -55,7 +55,7 @@ SETTINGS = (
 
 
 def max_score(questions: Sequence[QuestionLike]) -> float:
-    return round(sum(q.points for q in questions), 4)
+    return grading.max_score(q.points for q in questions)
 
 
 def to_json(payload: Any) -> bytes:

@@ -13,6 +13,7 @@ from sqlalchemy import delete, update
 from common import cache as keys
 from common.cache_invalidation import session_info
 from common.db import SyncDatabase
+from common.grading.cache_scopes import grades_scope
 from common.models import Attempt, Option, Question, SchoolClass, Submission, TestClass
 from common.models import Test as Exam
 
@@ -63,7 +64,7 @@ def test_orm_bulk_update_by_primary_key(hooked, make_graded):
     with database.transaction() as session:
         sub_id = session.query(Submission.id).filter_by(test_id=test.id).scalar()
         session.execute(update(Submission), [{"id": sub_id, "score": 1.0}])
-    assert bumped == [frozenset({keys.stats_scope(test.id)})]
+    assert bumped == [frozenset({grades_scope(test.id)})]
 
 
 def test_deleting_an_attempt_takes_its_submission(hooked, graded):
@@ -71,7 +72,7 @@ def test_deleting_an_attempt_takes_its_submission(hooked, graded):
     test, attempt = graded
     with database.transaction() as session:
         session.execute(delete(Attempt).where(Attempt.id == attempt.id))
-    assert bumped == [frozenset({keys.stats_scope(test.id)})]
+    assert bumped == [frozenset({grades_scope(test.id)})]
 
 
 def test_an_orm_change_to_an_option_reaches_its_test(hooked, graded):
@@ -80,7 +81,7 @@ def test_an_orm_change_to_an_option_reaches_its_test(hooked, graded):
     with database.transaction() as session:
         option = session.query(Option).one()
         option.is_correct = True
-    assert bumped == [frozenset({keys.test_scope(test.id), keys.stats_scope(test.id)})]
+    assert bumped == [frozenset({keys.test_scope(test.id), grades_scope(test.id)})]
 
 
 def test_deleting_a_class_reaches_the_tests_assigned_to_it(hooked, graded, instructor, db):
@@ -103,7 +104,7 @@ def test_deleting_an_owner_reaches_their_tests(hooked, graded, instructor):
 
     with database.transaction() as session:
         session.execute(delete(User).where(User.id == instructor.id))
-    assert bumped == [frozenset({keys.LISTS, keys.test_scope(test.id), keys.stats_scope(test.id)})]
+    assert bumped == [frozenset({keys.LISTS, keys.test_scope(test.id), grades_scope(test.id)})]
 
 
 def test_a_rolled_back_write_bumps_nothing(hooked, graded):

@@ -6,22 +6,20 @@ from datetime import UTC, datetime
 
 import pytest
 
-from common.gradebook import (
-    DetailsEncoder,
-    chosen_lists,
-    details_json,
-    stored_answers,
-    stored_details,
-)
 from common.grading import (
     AnswerKey,
     Correctness,
+    DetailsEncoder,
     QuestionKey,
     QuestionResult,
     Scheme,
     ScoreResult,
-    read_stored,
+    chosen_lists,
+    details_json,
+    normalize_answers,
     score,
+    stored_answers,
+    stored_details,
     validate_answers,
 )
 from common.results_csv import (
@@ -135,16 +133,16 @@ def test_stored_forms_round_trip():
     answers = validate_answers(KEY, {"1": 11, "2": [22, 21]})
     stored = stored_answers(answers, KEY)
     assert stored == {"1": 11, "2": [21, 22]}
-    assert read_stored(KEY, stored) == answers
+    assert normalize_answers(stored) == answers
     assert chosen_lists(stored) == {"1": [11], "2": [21, 22]}
     # Stale answers (an option no longer in the key) are read leniently; score counts it wrong.
-    assert read_stored(KEY, {"1": 99}) == {1: frozenset({99})}
+    assert normalize_answers({"1": 99}) == {1: frozenset({99})}
     result = score(KEY, answers)
     assert stored_details(result) == [[1, 2.0, 2.0, "c"], [2, 3.0, 3.0, "c"]]
     assert details_json(result) == '[[1,2.0,2.0,"c"],[2,3.0,3.0,"c"]]'
     encoder = DetailsEncoder(KEY)
     for raw in ({"1": 12}, {"2": [21]}, {}, {"1": 11, "2": [21, 22, 23]}, {"1": 99}):
-        result = score(KEY, read_stored(KEY, raw))
+        result = score(KEY, normalize_answers(raw))
         assert encoder.encode(result) == details_json(result)
     # Every result the key can give, partial credit included; and one built by hand.
     partial = AnswerKey(KEY.questions, scheme=Scheme.PARTIAL, negative_fraction=0.5)

@@ -150,7 +150,7 @@ async def test_one_grading_job_per_test(client, worker, instructor, student, aut
 async def test_face_jobs_never_block_grading_but_grading_blocks_grading(
     isolated, client, worker, instructor, student, auth_for, db
 ):
-    """Face jobs share the test's subject but not the grading lock (common.jobs.GRADING_LOCK):
+    """Face jobs share the test's subject but not the grading lock (common.grading.lock):
     a waiting check-in or class photo blocks no regrade, import or key edit; a waiting regrade
     still blocks a second one, an import and a key edit."""
     import numpy as np

@@ -1,9 +1,5 @@
-"""Between the database and the pure grading: a test's `AnswerKey` built from its rows, and the
-stored forms of answers and grading details.
-
-The API (instant score on submit) and the worker (regrade, import) both go through here and
-then through `common.grading.score`, so a score never depends on who computed it.
-"""
+"""The stored formats: answers as `submissions.answers` holds them, grading details as
+`submissions.details` holds them (one exact JSON text, whoever writes it), and their views."""
 
 from __future__ import annotations
 
@@ -11,28 +7,24 @@ from collections.abc import Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from operator import attrgetter
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 
-from common.grading import (
-    AnswerKey,
-    Correctness,
-    QuestionKey,
-    QuestionResult,
-    Scheme,
-    ScoreResult,
-)
+from common.grading.answers import Answers
+from common.grading.key import AnswerKey, Correctness, QuestionResult
+from common.grading.scoring import ScoreResult, score
 
 __all__ = [
     "STATE_CODES",
     "DetailsEncoder",
+    "GradedRow",
     "QuestionView",
-    "answer_key",
     "chosen_lists",
     "details_json",
     "details_view",
     "encode_details",
+    "graded_row",
     "stored_answers",
     "stored_details",
 ]
@@ -47,59 +39,10 @@ STATE_CODES: dict[Correctness, str] = {
 CODE_STATES: dict[str, Correctness] = {code: state for state, code in STATE_CODES.items()}
 
 
-class _OptionRow(Protocol):
-    @property
-    def id(self) -> int: ...
-    @property
-    def is_correct(self) -> bool: ...
-
-
-class _QuestionRow(Protocol):
-    @property
-    def id(self) -> int: ...
-    @property
-    def points(self) -> float: ...
-    @property
-    def multiple(self) -> bool: ...
-    @property
-    def scoring_scheme(self) -> str | None: ...
-    @property
-    def options(self) -> Sequence[_OptionRow]: ...
-
-
-class _TestSettings(Protocol):
-    @property
-    def scoring_scheme(self) -> str: ...
-    @property
-    def negative_fraction(self) -> float: ...
-    @property
-    def unanswered_mark(self) -> float: ...
-
-
-def answer_key(test: _TestSettings, questions: Iterable[_QuestionRow]) -> AnswerKey:
-    """The key of a test from its rows (ORM objects or look-alikes), options loaded."""
-    return AnswerKey(
-        tuple(
-            QuestionKey(
-                id=q.id,
-                points=q.points,
-                multiple=q.multiple,
-                options=frozenset(o.id for o in q.options),
-                correct=frozenset(o.id for o in q.options if o.is_correct),
-                scheme=Scheme(q.scoring_scheme) if q.scoring_scheme else None,
-            )
-            for q in questions
-        ),
-        scheme=Scheme(test.scoring_scheme),
-        negative_fraction=test.negative_fraction,
-        unanswered_mark=test.unanswered_mark,
-    )
-
-
 def stored_answers(answers: Mapping[int, AbstractSet[int]], key: AnswerKey) -> dict[str, Any]:
     """Validated answers as stored, in the API's own shape: {"question id": option id} for a
     single-answer question, {"question id": [sorted option ids]} for a multiple one; answered
-    questions only. That shape passes `validate_answers`' fast path when read back."""
+    questions only. That shape takes the parser's inline path when read back."""
     out: dict[str, Any] = {}
     for q in key.questions:
         chosen = answers.get(q.id)
@@ -174,3 +117,21 @@ def _fragment(q: QuestionResult) -> str:
 
 
 _slot = attrgetter("slot")
+
+
+@dataclass(frozen=True, slots=True)
+class GradedRow:
+    """A submission graded, in the form its row stores: what every writer (submit, import)
+    writes, so the regrade finds the same text."""
+
+    result: ScoreResult
+    answers: dict[str, Any]  # submissions.answers
+    details: list[list[Any]]  # submissions.details, as values
+    details_text: str  # ... as the exact JSON text every writer stores
+
+
+def graded_row(key: AnswerKey, answers: Answers) -> GradedRow:
+    """Score validated answers and put them and their details in their stored forms."""
+    result = score(key, answers)
+    details = stored_details(result)
+    return GradedRow(result, stored_answers(answers, key), details, encode_details(details))
