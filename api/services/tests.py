@@ -13,7 +13,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.cache import ResponseCache
 from api.deps import Page, Principal
-from api.errors import Conflict, Unprocessable
 from api.schemas.tests import (
     QuestionCreate,
     QuestionOut,
@@ -27,6 +26,7 @@ from api.services import test_access as access
 from api.services.test_access import OptionLike, QuestionLike
 from common import exam_visibility as visibility
 from common.cache import LISTS, test_scope
+from common.errors import Conflict, Unprocessable
 from common.exam_visibility import Paper
 from common.gradebook import answer_key
 from common.grading import key_changes_scores
