@@ -14,8 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.errors import Forbidden, Unauthorized
 from api.resources import Resources
+from common.errors import Forbidden, Unauthorized
 from common.models import AuthSession, User
 from common.security import InvalidToken, decode_token, scopes_for
 from common.settings import Settings

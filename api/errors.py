@@ -1,4 +1,10 @@
-"""One error body for every 4xx/5xx: {"error": {"code", "message", "details"}}."""
+"""One error body for every 4xx/5xx: {"error": {"code", "message", "details"}}.
+
+Services raise domain errors (common.errors); this module alone turns them into HTTP: the
+status by kind (`STATUS_OF_KIND`), `Retry-After` from `retry_after`, `WWW-Authenticate` on 401.
+Only what is purely HTTP is defined here: the rate limits' headers (`TooManyRequests`), the
+bodies of errors raised outside any route (body limit, rate limit middleware).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +18,7 @@ from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from common.jobs import BrokerUnavailable
+from common import errors
 
 log = structlog.get_logger(__name__)
 
@@ -47,69 +53,46 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {status: {"model": ErrorBody} for status in statuses}
 
 
-class AppError(Exception):
-    """A client-facing error with a stable code. Services raise these; never HTTPException."""
-
-    status_code = 400
-    code = "bad_request"
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        code: str | None = None,
-        details: Any = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code or self.code
-        self.details = details
-        self.headers = headers
+# The one place a domain error (common.errors) becomes an HTTP status: by its kind.
+STATUS_OF_KIND: dict[type[errors.DomainError], int] = {
+    errors.BadRequest: 400,
+    errors.Unauthorized: 401,
+    errors.Forbidden: 403,
+    errors.NotFound: 404,
+    errors.Conflict: 409,
+    errors.TooLarge: 413,
+    errors.UnsupportedType: 415,
+    errors.Unprocessable: 422,
+    errors.RateLimited: 429,
+    errors.Unavailable: 503,
+}
 
 
-class Unauthorized(AppError):
-    status_code = 401
-    code = "unauthorized"
+def status_of(exc: errors.DomainError) -> int:
+    for kind in type(exc).__mro__:
+        if kind in STATUS_OF_KIND:
+            return STATUS_OF_KIND[kind]
+    return 400
 
-    def __init__(self, message: str = "Not authenticated", **kw: Any) -> None:
-        kw.setdefault("headers", {"WWW-Authenticate": "Bearer"})
+
+class TooManyRequests(errors.RateLimited):
+    """The API's own rate limits (api.ratelimit, api.login_guard): purely HTTP, they also carry
+    the X-RateLimit-* headers of the limit that refused the request."""
+
+    def __init__(self, message: str, *, headers: dict[str, str] | None = None, **kw: Any) -> None:
         super().__init__(message, **kw)
+        self.headers = dict(headers or {})
 
 
-class Forbidden(AppError):
-    status_code = 403
-    code = "forbidden"
-
-
-class NotFound(AppError):
-    status_code = 404
-    code = "not_found"
-
-
-class Conflict(AppError):
-    status_code = 409
-    code = "conflict"
-
-
-class Unprocessable(AppError):
-    status_code = 422
-    code = "validation_error"
-
-
-class PayloadTooLarge(AppError):
-    status_code = 413
-    code = "payload_too_large"
-
-
-class UnsupportedMediaType(AppError):
-    status_code = 415
-    code = "unsupported_media_type"
-
-
-class TooManyRequests(AppError):
-    status_code = 429
-    code = "rate_limited"
+def headers_of(exc: errors.DomainError) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    if isinstance(exc, errors.Unauthorized):
+        headers["WWW-Authenticate"] = "Bearer"  # RFC 6750: a 401 names its scheme
+    if exc.retry_after is not None:
+        headers["Retry-After"] = str(exc.retry_after)
+    if isinstance(exc, TooManyRequests):
+        headers.update(exc.headers)
+    return headers
 
 
 def error_response(
@@ -153,11 +136,9 @@ def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(AppError)
-    async def _app_error(_: Request, exc: AppError) -> JSONResponse:
-        return error_response(
-            exc.status_code, exc.code, exc.message, exc.details, dict(exc.headers or {})
-        )
+    @app.exception_handler(errors.DomainError)
+    async def _domain_error(_: Request, exc: errors.DomainError) -> JSONResponse:
+        return error_response(status_of(exc), exc.code, exc.message, exc.details, headers_of(exc))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -171,16 +152,6 @@ def install_error_handlers(app: FastAPI) -> None:
         code = STATUS_CODES.get(exc.status_code, "error")
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
         return error_response(exc.status_code, code, message, headers=dict(exc.headers or {}))
-
-    @app.exception_handler(BrokerUnavailable)
-    async def _broker(_: Request, exc: BrokerUnavailable) -> JSONResponse:
-        return error_response(
-            503,
-            "queue_unavailable",
-            "The task queue is unavailable; the job was not started. Try again shortly.",
-            {"task_id": str(exc.job_id)},
-            headers={"Retry-After": "5"},
-        )
 
     @app.exception_handler(IntegrityError)
     async def _integrity(_: Request, exc: IntegrityError) -> JSONResponse:

@@ -30,7 +30,8 @@ import redis.asyncio as aioredis
 import structlog
 from limits import parse
 
-from api.errors import TooManyRequests, Unauthorized
+from api.errors import TooManyRequests
+from common.errors import Unauthorized
 from common.metrics import FAIL_OPEN, RATE_LIMITED
 from common.settings import Settings
 

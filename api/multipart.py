@@ -6,10 +6,11 @@ python-multipart's push parser chunk by chunk instead: the file field comes out 
 chunks while the body arrives, limits are enforced as bytes come in, and small text fields
 are collected on the way. Memory stays bounded by one network chunk.
 
-`read_file_bytes` is the small-file case built on it (face photos, CSV imports): the one file
+The one upload reader of the API: routes read their upload here, after the service has said
+the caller may upload (api.upload_routes), and hand the result to the service; services never
+read a request. `read_upload` is the small-file case (face photos, CSV imports): the one file
 part read into memory, refused with 413 as soon as it passes its limit, other small fields
-skipped. `upload_reader` hands a route's body to it lazily, so that services read the body
-only after they have checked who may upload (api.upload_routes).
+skipped. `stream_upload` is the large-file case (api.services.files streams it to storage).
 
 One error vocabulary for every upload: 400 `malformed_multipart` for a body that is not
 well-formed multipart (framing, boundary, truncation, part headers), 413 `payload_too_large`
@@ -20,7 +21,7 @@ with a missing, unknown or invalid field.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,24 +29,23 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
-from api.errors import AppError, PayloadTooLarge, Unprocessable, UnsupportedMediaType
-from common.storage import TooLarge
+from common.errors import BadRequest, TooLarge, Unprocessable, UnsupportedType
+from common.storage import TooLarge as StorageTooLarge
 
 MAX_HEADER_BYTES = 8 * 1024  # all headers of one part together
 
 
-class MalformedMultipart(AppError):
+class MalformedMultipart(BadRequest):
     """A malformed, truncated or oddly framed multipart body. 400, not 422: the body cannot be
     parsed as the media type it claims (a syntax error of the request, RFC 9110 15.5.1); 422 is
     for a well-formed form whose fields are wrong."""
 
-    status_code = 400
     code = "malformed_multipart"
 
 
-def too_large(max_bytes: int) -> PayloadTooLarge:
+def too_large(max_bytes: int) -> TooLarge:
     """413 for an upload past its limit, the same for every upload route."""
-    return PayloadTooLarge(
+    return TooLarge(
         f"the file is larger than {max_bytes:,} bytes", details={"max_bytes": max_bytes}
     )
 
@@ -61,7 +61,7 @@ def boundary_of(content_type: str | None) -> bytes:
     """The boundary of a multipart/form-data Content-Type; 415 for anything else."""
     kind, params = parse_options_header(content_type or "")
     if kind != b"multipart/form-data":
-        raise UnsupportedMediaType(
+        raise UnsupportedType(
             "send the file as multipart/form-data",
             code="multipart_required",
             details={"content_type": (content_type or "")[:100] or None},
@@ -84,7 +84,7 @@ class StreamingForm:
     Use `await read_head(n)` to get the first bytes of the file (to sniff its type before
     storing anything), then iterate `file_chunks()`, which yields the rest of the file and
     reads the body to its end, so that text fields sent after the file are collected too.
-    Raises TooLarge past `max_file_size` (file) or `max_body_size` (whole body),
+    Raises common.storage.TooLarge past `max_file_size` (file) or `max_body_size` (whole body),
     MalformedMultipart for a malformed or truncated body, Unprocessable for unexpected fields.
 
     A field not named in `text_fields` is refused (422 `unknown_field`), unless
@@ -211,7 +211,7 @@ class StreamingForm:
         if self._current == "file":
             self.file_size += end - start
             if self.file_size > self.max_file_size:
-                raise TooLarge(self.max_file_size)
+                raise StorageTooLarge(self.max_file_size)
             self._pending.append(bytes(data[start:end]))
         elif self._current is not None:
             self._text += data[start:end]
@@ -252,7 +252,7 @@ class StreamingForm:
             return
         self.body_size += len(chunk)
         if self.body_size > self.max_body_size:
-            raise TooLarge(self.max_body_size)
+            raise StorageTooLarge(self.max_body_size)
         if self._ended:
             return  # epilogue after the closing boundary: ignored
         try:
@@ -311,23 +311,36 @@ class Upload:
     data: bytes
 
 
-ReadUpload = Callable[[], Awaitable[Upload]]
+async def read_upload(request: Request, *, field: str, max_bytes: int) -> Upload:
+    """The request's small upload (`read_file_bytes`). Routes call it only after the service
+    has authorised the upload, so that nothing of the body is read for a refused request."""
+    return await read_file_bytes(
+        request.stream(),
+        request.headers.get("content-type"),
+        request.headers.get("content-length"),
+        field=field,
+        max_bytes=max_bytes,
+    )
 
 
-def upload_reader(request: Request, *, field: str, max_bytes: int) -> ReadUpload:
-    """Reads the request's upload when called: services call it once the caller may upload,
-    so that nothing of the body is read for a request that is refused."""
-
-    async def read() -> Upload:
-        return await read_file_bytes(
-            request.stream(),
-            request.headers.get("content-type"),
-            request.headers.get("content-length"),
-            field=field,
-            max_bytes=max_bytes,
-        )
-
-    return read
+def stream_upload(
+    request: Request, *, field: str, text_fields: dict[str, int], max_bytes: int
+) -> StreamingForm:
+    """The request's large upload as a StreamingForm (`field` streamed out, small
+    `text_fields` collected): 415/400 for a body that is not multipart/form-data and 413 from
+    Content-Length at once, before a byte of the body is read."""
+    form = StreamingForm(
+        request.stream(),
+        request.headers.get("content-type"),
+        file_field=field,
+        text_fields=text_fields,
+        max_file_size=max_bytes,
+        max_body_size=max_bytes + ENVELOPE_BYTES,
+    )
+    length = request.headers.get("content-length")
+    if length and length.isdigit() and int(length) > form.max_body_size:
+        raise too_large(max_bytes)
+    return form
 
 
 def multipart_body(
@@ -394,8 +407,8 @@ async def read_file_bytes(
             require_filename=True,
             other_field_max_bytes=OTHER_FIELD_MAX_BYTES,
         )
-    except UnsupportedMediaType as exc:
-        raise UnsupportedMediaType(
+    except UnsupportedType as exc:
+        raise UnsupportedType(
             f"send the file as multipart/form-data with the field {field!r}",
             code=exc.code,
             details=exc.details,
@@ -408,7 +421,7 @@ async def read_file_bytes(
         if form.body_size == 0:  # nothing sent at all: the file is missing
             raise _missing(field) from None
         raise
-    except TooLarge:
+    except StorageTooLarge:
         raise too_large(max_bytes) from None
     if form.file is None:
         raise _missing(field)

@@ -60,6 +60,29 @@ def make_sync_engine(settings: Settings, *, pool_size: int = 2) -> Engine:
     )
 
 
+COMMIT_ERRORS = "after_commit_errors"  # session.info: what after_commit hooks could not raise
+
+
+def report_after_commit(session: Session, error: Exception) -> None:
+    """For after_commit hooks (common.jobs publishing): raising inside the hook would leave the
+    session half-closed, so the error is handed to the commit, which raises it when done."""
+    session.info.setdefault(COMMIT_ERRORS, []).append(error)
+
+
+class UnitOfWorkSession(AsyncSession):
+    """The API's session. A use case's writes (and the jobs it enqueues) are one transaction,
+    committed by the service with `await session.commit()`; what must follow the commit runs
+    in after_commit hooks (cache versions: common.cache_invalidation; publishing jobs:
+    common.jobs), and an error they report is raised here, once the commit is complete."""
+
+    async def commit(self) -> None:
+        self.info.pop(COMMIT_ERRORS, None)
+        await super().commit()
+        errors = self.info.pop(COMMIT_ERRORS, None)
+        if errors:
+            raise errors[0]
+
+
 class AsyncDatabase:
     """The API's engine and session factory, created once at start-up. `info` (e.g.
     common.cache_invalidation.session_info) is every session's `info`."""
@@ -69,7 +92,7 @@ class AsyncDatabase:
     ) -> None:
         self.engine = make_async_engine(settings or get_settings())
         self.sessionmaker = async_sessionmaker(
-            self.engine, expire_on_commit=False, info=dict(info or {})
+            self.engine, class_=UnitOfWorkSession, expire_on_commit=False, info=dict(info or {})
         )
 
     def session(self) -> AsyncSession:

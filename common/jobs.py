@@ -1,7 +1,9 @@
-"""Enqueueing background work: insert the job, commit, then publish by task name.
+"""Enqueueing background work: the job joins the caller's transaction; its task is published
+by name after that transaction commits.
 
-Publishing after the commit means the worker always finds its job row; a failed publish marks
-the job failed at once, so no job is ever left `queued` with no message behind it.
+Publishing after the commit means the worker always finds its job row, and a rolled-back use
+case publishes nothing; a failed publish marks the job failed at once, so no job is ever left
+`queued` with no message behind it.
 """
 
 from __future__ import annotations
@@ -13,20 +15,31 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import structlog
-from sqlalchemy import ColumnElement, and_, select, update
+from sqlalchemy import ColumnElement, and_, event, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+from sqlalchemy.util import await_
 
 from common.celery_config import TASK_QUEUES
+from common.db import report_after_commit
+from common.errors import Unavailable
 from common.models.jobs import FINISHED_STATUSES, Job
 
 log = structlog.get_logger(__name__)
 
+TO_PUBLISH = "jobs_to_publish"  # session.info: (publisher, kind, job id) awaiting the commit
 
-class BrokerUnavailable(Exception):
+
+class BrokerUnavailable(Unavailable):
     """The message broker could not take the task; the job was marked failed."""
 
     def __init__(self, job_id: uuid.UUID) -> None:
-        super().__init__("the task queue is unavailable")
+        super().__init__(
+            "The task queue is unavailable; the job was not started. Try again shortly.",
+            code="queue_unavailable",
+            details={"task_id": str(job_id)},
+            retry_after=5,
+        )
         self.job_id = job_id
 
 
@@ -64,10 +77,12 @@ async def enqueue(
     subject: str | None = None,
     total: int | None = None,
 ) -> Job:
-    """Add a job to the caller's transaction, commit it, then publish the task.
+    """Add a job to the caller's transaction; the task is published once the caller commits.
 
-    The caller's own writes in `session` commit together with the job (one transaction per use
-    case). Raises BrokerUnavailable after marking the job failed when publishing fails.
+    Nothing is committed here: the job commits (or rolls back) with the caller's own writes in
+    `session`, one transaction per use case. After the commit, `_publish_after_commit` sends
+    the task; if the broker cannot take it, the job is marked failed and the caller's
+    `commit()` raises BrokerUnavailable (common.db.UnitOfWorkSession).
     """
     if kind not in TASK_QUEUES:
         raise ValueError(f"unknown task kind {kind!r}")
@@ -81,25 +96,52 @@ async def enqueue(
         progress_total=total,
     )
     session.add(job)
-    await session.commit()
-    try:
-        await asyncio.to_thread(publisher.publish, kind, job.id)
-    except Exception as exc:
-        log.warning("enqueue.broker_unavailable", job_id=str(job.id), kind=kind, error=repr(exc))
-        await session.execute(
-            update(Job)
-            .where(Job.id == job.id)
-            .values(
-                status="failed",
-                error_code="broker_unavailable",
-                error_message="The task queue is unavailable; try again shortly.",
-                finished_at=datetime.now(UTC),
-                updated_at=datetime.now(UTC),
-            )
-        )
-        await session.commit()
-        raise BrokerUnavailable(job.id) from exc
+    session.info.setdefault(TO_PUBLISH, []).append((publisher, kind, job.id))
     return job
+
+
+@event.listens_for(Session, "after_commit")
+def _publish_after_commit(session: Session) -> None:
+    """Publish the jobs the transaction committed. Runs inside AsyncSession.commit's greenlet,
+    so the blocking publish goes to a thread and is awaited from there. Never raises (the
+    session would be left half-closed): a failure is reported to the commit instead."""
+    pending = session.info.pop(TO_PUBLISH, None)
+    for publisher, kind, job_id in pending or ():
+        try:
+            await_(asyncio.to_thread(publisher.publish, kind, job_id))
+        except Exception as exc:
+            log.warning(
+                "enqueue.broker_unavailable", job_id=str(job_id), kind=kind, error=repr(exc)
+            )
+            _mark_unpublished(session, job_id)
+            report_after_commit(session, BrokerUnavailable(job_id))
+
+
+def _mark_unpublished(session: Session, job_id: uuid.UUID) -> None:
+    """No job stays `queued` with no message behind it. On a connection of its own: the
+    session's transaction is over."""
+    now = datetime.now(UTC)
+    try:
+        with session.get_bind().engine.connect() as conn:
+            conn.execute(
+                update(Job)
+                .where(Job.id == job_id)
+                .values(
+                    status="failed",
+                    error_code="broker_unavailable",
+                    error_message="The task queue is unavailable; try again shortly.",
+                    finished_at=now,
+                    updated_at=now,
+                )
+            )
+            conn.commit()
+    except Exception as exc:  # the database went too: the job reaper fails it later
+        log.warning("enqueue.mark_failed_failed", job_id=str(job_id), error=repr(exc)[:200])
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_unpublished(session: Session) -> None:
+    session.info.pop(TO_PUBLISH, None)
 
 
 # --------------------------------------------------------------------------- per-test locks

@@ -27,6 +27,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from common import job_leases
+from common.errors import DomainError
 from common.models import Job
 from common.models.jobs import FINISHED_STATUSES
 from common.settings import get_settings
@@ -39,13 +40,12 @@ TRANSIENT_ERRORS = (OperationalError, InterfaceError, RedisConnectionError, Conn
 MAX_RETRIES = 5
 
 
-class JobFailed(Exception):
-    """Bad input or an impossible request: the job fails with this code, without retries."""
+class JobFailed(DomainError):
+    """Bad input or an impossible request: the job fails with this code, without retries.
+    Any other DomainError a task lets escape fails its job the same way (`run_job`)."""
 
     def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+        super().__init__(message, code=code)
 
 
 class JobCanceled(Exception):
@@ -223,7 +223,7 @@ def run_job(task: Task, job_id_text: str, body: Callable[[JobContext], None]) ->
         except JobCanceled:
             _end(job_id, "canceled")
             log.info("job.canceled")
-        except JobFailed as exc:
+        except DomainError as exc:  # the worker's mapping of domain errors: a failed job
             _end(job_id, "failed", exc.code, exc.message)
             log.info("job.failed", code=exc.code)
         except SoftTimeLimitExceeded:

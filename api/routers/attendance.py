@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Response
 
 from api.deps import MAX_ID, DbSession, PageDep, Principal, scoped
-from api.errors import Forbidden, error_responses
+from api.errors import error_responses
 from api.schemas.attendance import (
     AttendanceCreate,
     AttendanceOut,
@@ -14,6 +14,7 @@ from api.schemas.attendance import (
     AttendanceUpdate,
 )
 from api.services import attendance as service
+from common.errors import Forbidden
 
 router = APIRouter(prefix="/attendance", tags=["attendance"])
 ERRORS = error_responses(401, 403, 404)

@@ -19,7 +19,7 @@ from api.deps import (
     scoped,
 )
 from api.errors import error_responses
-from api.multipart import ReadUpload, multipart_body, upload_reader
+from api.multipart import multipart_body, read_upload
 from api.responses import ACCEPTED_DOC, accepted
 from api.schemas.faces import FaceEnrollmentOut
 from api.services import faces as service
@@ -31,8 +31,21 @@ FaceIdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="Face enrollment i
 PHOTO_DOC = "A JPEG, PNG, WebP, BMP, GIF or TIFF photo (size limit: FACE_UPLOAD_MAX_BYTES)"
 
 
-def _reader(request: Request, resources: ResourcesDep) -> ReadUpload:
-    return upload_reader(request, field="file", max_bytes=resources.settings.face_upload_max_bytes)
+async def _start(
+    grant: service.PhotoGrant,
+    request: Request,
+    session: DbSession,
+    resources: ResourcesDep,
+    principal: Principal,
+) -> JSONResponse:
+    """The photo is read only now that the service has granted the upload."""
+    upload = await read_upload(
+        request, field="file", max_bytes=resources.settings.face_upload_max_bytes
+    )
+    job = await service.start_photo_job(
+        session=session, resources=resources, principal=principal, grant=grant, upload=upload
+    )
+    return accepted(job)
 
 
 @router.post(
@@ -63,14 +76,10 @@ async def enroll_face(
     resources: ResourcesDep,
     principal: Annotated[Principal, scoped("me")],
 ) -> JSONResponse:
-    job = await service.start_enrollment(
-        session=session,
-        resources=resources,
-        principal=principal,
-        user_id=user_id,
-        read_upload=_reader(request, resources),
+    grant = await service.authorize_enrollment(
+        session=session, resources=resources, principal=principal, user_id=user_id
     )
-    return accepted(job)
+    return await _start(grant, request, session, resources, principal)
 
 
 @router.get(
@@ -276,14 +285,10 @@ async def check_in(
     resources: ResourcesDep,
     principal: Annotated[Principal, scoped("attendance:self")],
 ) -> JSONResponse:
-    job = await service.start_check_in(
-        session=session,
-        resources=resources,
-        principal=principal,
-        test_id=test_id,
-        read_upload=_reader(request, resources),
+    grant = await service.authorize_check_in(
+        session=session, resources=resources, principal=principal, test_id=test_id
     )
-    return accepted(job)
+    return await _start(grant, request, session, resources, principal)
 
 
 @router.post(
@@ -308,11 +313,7 @@ async def class_photo(
     resources: ResourcesDep,
     principal: Annotated[Principal, scoped("attendance:write")],
 ) -> JSONResponse:
-    job = await service.start_class_photo(
-        session=session,
-        resources=resources,
-        principal=principal,
-        test_id=test_id,
-        read_upload=_reader(request, resources),
+    grant = await service.authorize_class_photo(
+        session=session, principal=principal, test_id=test_id
     )
-    return accepted(job)
+    return await _start(grant, request, session, resources, principal)

@@ -19,11 +19,12 @@ from api.deps import (
     oauth2_scheme,
     scoped,
 )
-from api.errors import AppError, error_responses
-from api.multipart import multipart_body
+from api.errors import error_responses
+from api.multipart import multipart_body, stream_upload
 from api.schemas.files import FileOut, ScanStatus
 from api.services import files as service
 from common import files as files_common
+from common.errors import BadRequest
 from common.models import StoredFile
 from common.storage import Storage
 
@@ -133,6 +134,12 @@ async def upload_file(
     principal: Annotated[Principal, scoped("files:own")],
     test_id: TestIdQuery = None,
 ) -> FileOut:
+    form = stream_upload(
+        request,
+        field=service.FILE_FIELD,
+        text_fields=service.UPLOAD_FIELDS,
+        max_bytes=resources.settings.upload_max_bytes,
+    )
     try:
         row, link = await service.upload(
             session=session,
@@ -140,13 +147,11 @@ async def upload_file(
             settings=resources.settings,
             storage=storage,
             principal=principal,
-            body=request.stream(),
-            content_type=request.headers.get("content-type"),
-            content_length=request.headers.get("content-length"),
+            form=form,
             test_id=test_id,
         )
     except ClientDisconnect:
-        raise AppError("the client disconnected during the upload", code="disconnected") from None
+        raise BadRequest("the client disconnected during the upload", code="disconnected") from None
     response.headers["Location"] = f"/v1/files/{row.key}/info"
     return file_out(row, link)
 

@@ -8,9 +8,9 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from sqlalchemy import func, select
 
 from api.deps import ResourcesDep
-from api.errors import NotFound
 from api.services import ops
 from common.celery_config import BIOMETRICS_QUEUE, DEFAULT_QUEUE
+from common.errors import NotFound
 from common.metrics import DB_POOL, FAIL_OPEN, JOBS, QUEUE_DEPTH
 from common.models import Job
 

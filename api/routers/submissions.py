@@ -17,7 +17,7 @@ from api.deps import (
     scoped,
 )
 from api.errors import error_responses
-from api.multipart import multipart_body, upload_reader
+from api.multipart import multipart_body, read_upload
 from api.responses import ACCEPTED_DOC, accepted
 from api.schemas.submissions import (
     AttemptOut,
@@ -190,14 +190,12 @@ async def import_submissions(
     resources: ResourcesDep,
     principal: Annotated[Principal, scoped("grading")],
 ) -> JSONResponse:
+    grant = await service.authorize_import(session=session, principal=principal, test_id=test_id)
+    upload = await read_upload(
+        request, field="file", max_bytes=resources.settings.submission_import_max_bytes
+    )
     job = await service.start_import(
-        session=session,
-        resources=resources,
-        principal=principal,
-        test_id=test_id,
-        read_upload=upload_reader(
-            request, field="file", max_bytes=resources.settings.submission_import_max_bytes
-        ),
+        session=session, resources=resources, principal=principal, grant=grant, upload=upload
     )
     return accepted(job)
 

@@ -16,9 +16,9 @@ from sqlalchemy import Select, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.deps import Page, Principal
-from api.errors import Conflict, NotFound, Unprocessable
 from api.schemas.attendance import AttendanceCreate, AttendanceUpdate
 from api.services import test_access
+from common.errors import Conflict, NotFound, Unprocessable
 from common.models import Attendance, ClassMember, Test, TestClass, User
 
 

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.errors import Unauthorized
 from api.schemas.auth import TokenPair
+from common.errors import Unauthorized
 from common.models import AuthSession, User
 from common.security import InvalidToken, decode_token, encode_token, verify_password
 from common.settings import Settings

@@ -10,8 +10,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.deps import Page, Principal
-from api.errors import Conflict, NotFound, Unprocessable
 from api.schemas.classes import ClassCreate, ClassOut, ClassSummary, ClassUpdate
+from common.errors import Conflict, NotFound, Unprocessable
 from common.models import ClassMember, SchoolClass, TestClass, User
 
 

@@ -4,9 +4,10 @@ The API never touches a face: it checks who may do what, stores the uploaded pho
 `face_photos` and enqueues a job on the biometrics queue whose params hold only ids. The worker
 (worker/tasks/faces.py) decodes, encodes, matches, writes, and deletes the photo.
 
-Each start_* function checks access before the photo is read (`read_upload` is called only
-when the request is allowed), ends that read-only transaction, reads the body, then stores the
-photo and the job in one transaction.
+An upload is two calls, so that nothing of the body is read for a request that is refused:
+an `authorize_*` function checks who may upload what (and ends that read-only transaction)
+and returns a `PhotoGrant`; the route then reads the photo (api.multipart.read_upload) and
+hands both to `start_photo_job`, which stores the photo and its job in one transaction.
 
 Who may review (approve, reject, see the photo of) a student's enrollment, which enrollments
 count and what a new one starts as: common/face_review.py.
@@ -15,6 +16,7 @@ count and what a new one starts as: common/face_review.py.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import Select, delete, func, select
@@ -22,12 +24,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import undefer
 
 from api.deps import Page, Principal
-from api.errors import Conflict, Forbidden, NotFound, Unprocessable
-from api.multipart import ReadUpload, Upload
+from api.multipart import Upload
 from api.resources import Resources
 from api.services import test_access
 from common import face_review
 from common.attendance import check_in_refusal
+from common.errors import Conflict, Forbidden, NotFound, Unprocessable
 from common.jobs import enqueue, test_subject
 from common.models import FaceEnrollment, FacePhoto, Job, User
 
@@ -69,22 +71,31 @@ async def _student_or_reviewer(session: AsyncSession, principal: Principal, user
     raise NotFound("user not found")
 
 
-async def _store_and_enqueue(
+@dataclass(frozen=True)
+class PhotoGrant:
+    """A photo upload the caller was allowed to make (an `authorize_*` function checked it):
+    what the photo is for and which job takes it. `start_photo_job` takes nothing else."""
+
+    purpose: str
+    kind: str
+    user_id: int | None
+    test_id: int | None
+    subject: str
+
+
+async def start_photo_job(
+    *,
     session: AsyncSession,
     resources: Resources,
     principal: Principal,
-    *,
+    grant: PhotoGrant,
     upload: Upload,
-    purpose: str,
-    kind: str,
-    user_id: int | None,
-    test_id: int | None,
-    subject: str,
 ) -> Job:
+    """Store the photo and enqueue its job: one transaction, committed here."""
     photo = FacePhoto(
-        purpose=purpose,
-        user_id=user_id,
-        test_id=test_id,
+        purpose=grant.purpose,
+        user_id=grant.user_id,
+        test_id=grant.test_id,
         uploaded_by=principal.id,
         content_type=upload.content_type,
         size_bytes=len(upload.data),
@@ -94,25 +105,22 @@ async def _store_and_enqueue(
     session.add(photo)
     await session.flush()
     params: dict[str, int] = {"photo_id": photo.id}
-    if user_id is not None:
-        params["user_id"] = user_id
-    if test_id is not None:
-        params["test_id"] = test_id
+    if grant.user_id is not None:
+        params["user_id"] = grant.user_id
+    if grant.test_id is not None:
+        params["test_id"] = grant.test_id
     # The photo and the job commit together; the broker carries only the job id.
-    return await enqueue(
-        session, resources.publisher, kind=kind, owner_id=principal.id, params=params,
-        subject=subject,
+    job = await enqueue(
+        session, resources.publisher, kind=grant.kind, owner_id=principal.id, params=params,
+        subject=grant.subject,
     )  # fmt: skip
+    await session.commit()
+    return job
 
 
-async def start_enrollment(
-    *,
-    session: AsyncSession,
-    resources: Resources,
-    principal: Principal,
-    user_id: int,
-    read_upload: ReadUpload,
-) -> Job:
+async def authorize_enrollment(
+    *, session: AsyncSession, resources: Resources, principal: Principal, user_id: int
+) -> PhotoGrant:
     user = await _student_or_reviewer(session, principal, user_id)
     if user.role != "student":
         raise Unprocessable("only students enroll a face", code="not_a_student")
@@ -129,11 +137,7 @@ async def start_enrollment(
             details={"max_enrollments": limit},
         )
     await session.commit()  # no transaction stays open while the photo arrives
-    upload = await read_upload()
-    return await _store_and_enqueue(
-        session, resources, principal, upload=upload, purpose="enroll", kind="faces.enroll",
-        user_id=user_id, test_id=None, subject=f"user:{user_id}",
-    )  # fmt: skip
+    return PhotoGrant("enroll", "faces.enroll", user_id, None, f"user:{user_id}")
 
 
 async def list_enrollments(
@@ -265,14 +269,9 @@ async def delete_all_enrollments(
     return removed
 
 
-async def start_check_in(
-    *,
-    session: AsyncSession,
-    resources: Resources,
-    principal: Principal,
-    test_id: int,
-    read_upload: ReadUpload,
-) -> Job:
+async def authorize_check_in(
+    *, session: AsyncSession, resources: Resources, principal: Principal, test_id: int
+) -> PhotoGrant:
     # Only to a test the student may take (published, and open to every student or assigned to
     # one of their classes); others answer 404. Then only inside the check-in window (from
     # CHECK_IN_EARLY_SECONDS before the test opens until it closes): the worker checks it again.
@@ -306,26 +305,13 @@ async def start_check_in(
         )
         raise Conflict(message, code="not_enrolled", details={"pending_enrollments": pending or 0})
     await session.commit()
-    upload = await read_upload()
-    return await _store_and_enqueue(
-        session, resources, principal, upload=upload, purpose="check_in", kind="faces.check_in",
-        user_id=principal.id, test_id=test.id, subject=test_subject(test.id),
-    )  # fmt: skip
+    return PhotoGrant("check_in", "faces.check_in", principal.id, test.id, test_subject(test.id))
 
 
-async def start_class_photo(
-    *,
-    session: AsyncSession,
-    resources: Resources,
-    principal: Principal,
-    test_id: int,
-    read_upload: ReadUpload,
-) -> Job:
+async def authorize_class_photo(
+    *, session: AsyncSession, principal: Principal, test_id: int
+) -> PhotoGrant:
     # The test's instructor or an admin; another instructor's test answers 404.
     test = await test_access.get_test(session, principal, test_id, manage=True)
     await session.commit()
-    upload = await read_upload()
-    return await _store_and_enqueue(
-        session, resources, principal, upload=upload, purpose="class_photo",
-        kind="faces.class_photo", user_id=None, test_id=test.id, subject=test_subject(test.id),
-    )  # fmt: skip
+    return PhotoGrant("class_photo", "faces.class_photo", None, test.id, test_subject(test.id))

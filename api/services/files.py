@@ -10,32 +10,25 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncGenerator, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import structlog
-from sqlalchemy import delete, event, func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
 
 from api.deps import MAX_ID, Page, Principal
-from api.errors import (
-    Conflict,
-    Forbidden,
-    NotFound,
-    Unprocessable,
-    UnsupportedMediaType,
-)
 from api.multipart import StreamingForm, too_large
 from common import exam_visibility as visibility
 from common import files as files_common
 from common import storage as blobs
+from common.errors import Conflict, Forbidden, NotFound, Unprocessable, UnsupportedType
 from common.jobs import BrokerUnavailable, Publisher, enqueue
-from common.models import FileDeletion, Job, StoredFile, Test
+from common.models import FileDeletion, StoredFile, Test
 from common.scanning import HEAD_SIZE
 from common.settings import Settings
 from common.signing import SignatureError, SignatureExpired, verify
@@ -45,8 +38,7 @@ log = structlog.get_logger(__name__)
 SCAN_TASK = "files.scan"
 FILE_FIELD = "file"
 TEST_ID_FIELD = "test_id"
-# Room for the multipart framing and the small text fields around the file.
-MULTIPART_OVERHEAD = 64 * 1024
+UPLOAD_FIELDS = {TEST_ID_FIELD: 20}  # the upload form's text fields: name -> maximum bytes
 # An upload holds a thread for as long as its client takes to send the body; these threads are
 # their own, so slow uploads never starve the default executor (password hashing, file reads).
 # Uploads beyond this many per process wait for a thread before their body is read.
@@ -90,23 +82,12 @@ async def upload(
     settings: Settings,
     storage: blobs.Storage,
     principal: Principal,
-    body: AsyncIterator[bytes],
-    content_type: str | None,
-    content_length: str | None,
+    form: StreamingForm,
     test_id: int | None,
 ) -> tuple[StoredFile, FileLink]:
-    """Stream the `file` field into storage, then record it and enqueue its scan together."""
+    """Stream the file of `form` (api.multipart.stream_upload with `UPLOAD_FIELDS`) into
+    storage, then record it and enqueue its scan in one transaction."""
     max_bytes = settings.upload_max_bytes
-    form = StreamingForm(
-        body,
-        content_type,
-        file_field=FILE_FIELD,
-        text_fields={TEST_ID_FIELD: 20},
-        max_file_size=max_bytes,
-        max_body_size=max_bytes + MULTIPART_OVERHEAD,
-    )
-    if content_length and content_length.isdigit() and int(content_length) > form.max_body_size:
-        raise too_large(max_bytes)  # refused before reading a byte of the body
     if test_id is not None:
         await _check_test_context(session, principal, test_id)
     # Give the connection back to the pool while the body streams in (expire_on_commit=False).
@@ -132,7 +113,7 @@ async def upload(
             allowed=frozenset(settings.upload_allowed_types),
         )
     except files_common.TypeRefused as exc:
-        raise UnsupportedMediaType(
+        raise UnsupportedType(
             str(exc),
             code="file_type_not_allowed",
             details={
@@ -184,19 +165,18 @@ async def upload(
             scan_status="pending",
         )
         session.add(row)
-        # One transaction: the row and its scan job commit together (enqueue commits).
-        with _linking_scan_job(session, row):
-            await enqueue(
-                session,
-                publisher,
-                kind=SCAN_TASK,
-                owner_id=principal.id,
-                params={"key": key},
-                subject=f"file:{key}",
-            )
+        # One transaction: the row and its scan job commit together.
+        row.scan_job = await enqueue(
+            session,
+            publisher,
+            kind=SCAN_TASK,
+            owner_id=principal.id,
+            params={"key": key},
+            subject=f"file:{key}",
+        )
+        await session.commit()
     except BrokerUnavailable:
         # The row committed with a failed job: no scan would ever run, so undo the upload.
-        await session.rollback()
         await session.execute(delete(StoredFile).where(StoredFile.key == key))
         await session.commit()
         await _remove_blob(session, storage, key)
@@ -208,23 +188,6 @@ async def upload(
         raise
     log.info("files.uploaded", key=key, size=stored.size, content_type=stored_type)
     return row, link_for(settings, storage, row)
-
-
-@contextmanager
-def _linking_scan_job(session: AsyncSession, row: StoredFile) -> Iterator[None]:
-    """Point row.scan_job_id at the scan job that `enqueue` adds, inside enqueue's own flush,
-    so that the link commits in the same transaction as the row and the job."""
-
-    def link(sync_session: Session, *_: object) -> None:
-        for obj in sync_session.new:
-            if isinstance(obj, Job) and obj.kind == SCAN_TASK and obj.params == {"key": row.key}:
-                row.scan_job = obj
-
-    event.listen(session.sync_session, "before_flush", link)
-    try:
-        yield
-    finally:
-        event.remove(session.sync_session, "before_flush", link)
 
 
 def link_for(settings: Settings, storage: blobs.Storage, row: StoredFile) -> FileLink:
@@ -314,7 +277,7 @@ def ensure_clean(row: StoredFile) -> None:
             message,
             code=f"file_{row.scan_status}",
             details={"scan_status": row.scan_status, "scan_reason": row.scan_reason},
-            headers={"Retry-After": "2"} if row.scan_status == "pending" else None,
+            retry_after=2 if row.scan_status == "pending" else None,
         )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,8 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.cache import ResponseCache
 from api.deps import Page, Principal
-from api.errors import Conflict, NotFound, Unprocessable
-from api.multipart import ReadUpload
+from api.multipart import Upload
 from api.resources import Resources
 from api.schemas.submissions import (
     AttemptOut,
@@ -38,6 +38,7 @@ from api.services import test_access as access
 from api.services.test_access import QuestionLike
 from api.services.tests import ordered, taker_questions
 from common import exam_visibility as visibility
+from common.errors import Conflict, NotFound, Unprocessable
 from common.grading import (
     AnswerValidationError,
     Scorer,
@@ -385,7 +386,7 @@ async def start_regrade(
     await _refuse_if_grading(session, test.id)
     # No count here: on a big test it would hold the request (and the test's row lock) for
     # a table scan; the worker sets the total when it starts.
-    return await enqueue(
+    job = await enqueue(
         session,
         resources.publisher,
         kind=REGRADE_TASK,
@@ -393,6 +394,8 @@ async def start_regrade(
         params={"test_id": test.id, "dry_run": dry_run},
         subject=test_subject(test.id),
     )
+    await session.commit()
+    return job
 
 
 def _csv_text(data: bytes) -> str:
@@ -413,24 +416,37 @@ def _csv_text(data: bytes) -> str:
     return text
 
 
+@dataclass(frozen=True)
+class ImportGrant:
+    """An import `authorize_import` allowed: the file may be read, then `start_import`."""
+
+    test_id: int
+
+
+async def authorize_import(
+    *, session: AsyncSession, principal: Principal, test_id: int
+) -> ImportGrant:
+    """Who may import, and whether grading is busy, before a byte of the file is read, and
+    without holding the test's row lock while the file arrives (`start_import` checks both
+    again under the lock)."""
+    await access.get_test(session, principal, test_id, manage=True)
+    await _refuse_if_grading(session, test_id)
+    await session.commit()
+    return ImportGrant(test_id)
+
+
 async def start_import(
     *,
     session: AsyncSession,
     resources: Resources,
     principal: Principal,
-    test_id: int,
-    read_upload: ReadUpload,
+    grant: ImportGrant,
+    upload: Upload,
 ) -> Job:
-    # Who may import, and whether grading is busy, is checked before a byte of the file is
-    # read, and without holding the test's row lock while the file arrives; both are checked
-    # again under the lock once the file is in.
-    await access.get_test(session, principal, test_id, manage=True)
-    await _refuse_if_grading(session, test_id)
-    await session.commit()
-    upload = await read_upload()
+    """Check the CSV's header, store the file and enqueue its grading: one transaction."""
     text = _csv_text(upload.data)
     test = await access.get_test(
-        session, principal, test_id, manage=True, lock="update", with_questions=True
+        session, principal, grant.test_id, manage=True, lock="update", with_questions=True
     )
     await _refuse_if_grading(session, test.id)
     try:
@@ -443,7 +459,7 @@ async def start_import(
     )
     session.add(pending)
     await session.flush()
-    return await enqueue(
+    job = await enqueue(
         session,
         resources.publisher,
         kind=IMPORT_TASK,
@@ -451,6 +467,8 @@ async def start_import(
         params={"test_id": test.id, "import_id": pending.id},
         subject=test_subject(test.id),
     )
+    await session.commit()
+    return job
 
 
 async def export_results(

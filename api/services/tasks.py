@@ -12,8 +12,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.deps import Page, Principal
-from api.errors import Conflict, NotFound
 from api.resources import Resources
+from common.errors import Conflict, NotFound
 from common.jobs import enqueue
 from common.models import Job
 from common.models.jobs import FINISHED_STATUSES
@@ -83,13 +83,15 @@ async def start_echo(
     payload: object,
     delay_seconds: float,
 ) -> Job:
-    return await enqueue(
+    job = await enqueue(
         session,
         resources.publisher,
         kind="diagnostics.echo",
         owner_id=principal.id,
         params={"payload": payload, "delay_seconds": delay_seconds},
     )
+    await session.commit()
+    return job
 
 
 # How soon a client polling an unfinished job should ask again (seconds, the Retry-After value).

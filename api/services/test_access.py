@@ -17,8 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from api.deps import Principal
-from api.errors import Forbidden, NotFound
 from common import exam_visibility as visibility
+from common.errors import Forbidden, NotFound
 from common.grading import AnswerKey, answer_key
 from common.models import Attempt, Option, Question, Test
 

@@ -13,7 +13,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.cache import ResponseCache
 from api.deps import Page, Principal
-from api.errors import Conflict, Unprocessable
 from api.schemas.tests import (
     QuestionCreate,
     QuestionOut,
@@ -28,6 +27,7 @@ from api.services.test_access import OptionLike, QuestionLike
 from common import exam_visibility as visibility
 from common import grading
 from common.cache import LISTS, test_scope
+from common.errors import Conflict, Unprocessable
 from common.exam_visibility import Paper
 from common.grading import answer_key, key_changes_scores
 from common.grading.lock import GRADING_LOCK

@@ -18,9 +18,9 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.deps import Page, Principal
-from api.errors import Conflict, Forbidden, NotFound, Unprocessable
 from api.schemas.users import UserCreate, UserUpdate
 from api.services import auth as auth_service
+from common.errors import Conflict, Forbidden, NotFound, Unprocessable
 from common.models import Job, SchoolClass, StoredFile, SubmissionImport, Test, User
 from common.models.jobs import FINISHED_STATUSES
 from common.security import hash_password, verify_password
