@@ -65,7 +65,7 @@ def seed(env: dict[str, str]) -> int:
     """Users (an admin, an instructor, one student per enrolled person) and one test."""
     os.environ["DATABASE_URL"] = env["DATABASE_URL"]
     from common.db import SyncDatabase
-    from common.models import Test, User
+    from common.models import Exam, User
     from common.security import hash_password
     from common.settings import Settings
 
@@ -77,7 +77,7 @@ def seed(env: dict[str, str]) -> int:
         session.add(teacher)
         session.add_all(User(username=who, role="student", password_hash=hashed) for who in ENROLL)
         session.flush()
-        test = Test(owner_id=teacher.id, title="Bench exam")
+        test = Exam(owner_id=teacher.id, title="Bench exam")
         session.add(test)
         session.flush()
         test_id = test.id

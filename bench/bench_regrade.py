@@ -50,7 +50,7 @@ def _copy(cur: Any, table: str, columns: str, rows: io.StringIO) -> None:
 def seed(env: dict[str, str], n: int) -> dict[str, Any]:
     """Users, one test with its key, n attempts and submissions, via COPY. Returns ids."""
     from common.grading import answer_key, details_json, score, stored_answers, validate_answers
-    from common.models import Option, Question, Test
+    from common.models import Exam, Option, Question
 
     rng = random.Random(SEED)
     conn = _connect(env)
@@ -101,7 +101,7 @@ def seed(env: dict[str, str], n: int) -> dict[str, Any]:
             (test_id,),
         )
         scheme, fraction, blank = cur.fetchone()
-        test = Test(scoring_scheme=scheme, negative_fraction=fraction, unanswered_mark=blank)
+        test = Exam(scoring_scheme=scheme, negative_fraction=fraction, unanswered_mark=blank)
         rows = []
         for qid, multiple, _ in questions:
             cur.execute("SELECT points FROM questions WHERE id = %s", (qid,))
@@ -200,13 +200,13 @@ def orm_baseline(env: dict[str, str], test_id: int) -> dict[str, int]:
 
     from common.db import SyncDatabase
     from common.grading import answer_key, normalize_answers, score, stored_details
-    from common.models import Question, Submission, Test
+    from common.models import Exam, Question, Submission
     from common.settings import Settings
 
     database = SyncDatabase(Settings(database_url=env["DATABASE_URL"]))
     changed = unchanged = 0
     with database.transaction() as session:
-        test = session.get(Test, test_id)
+        test = session.get(Exam, test_id)
         assert test is not None
         questions = session.scalars(
             select(Question)

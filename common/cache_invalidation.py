@@ -39,8 +39,7 @@ from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 
 from common.cache import LISTS, test_scope
 from common.grading.cache_scopes import stale_when_grades_change
-from common.models import Question, Submission, TestClass
-from common.models import Test as TestModel
+from common.models import Exam, ExamClass, Question, Submission
 
 log = structlog.get_logger(__name__)
 
@@ -85,7 +84,7 @@ def _of_test_classes(conn: Connection, rows: Rows) -> set[str]:
 def _of_classes(conn: Connection, rows: Rows) -> set[str]:
     # A deleted class takes its test assignments with it (ON DELETE CASCADE).
     ids = sorted({r[0] for r in rows})
-    tests = conn.execute(select(TestClass.test_id).where(TestClass.class_id.in_(ids))).all()
+    tests = conn.execute(select(ExamClass.test_id).where(ExamClass.class_id.in_(ids))).all()
     return _of_test_classes(conn, tests)
 
 
@@ -100,7 +99,7 @@ def _of_submissions(conn: Connection, rows: Rows) -> set[str]:
 def _of_deleted_users(conn: Connection, rows: Rows) -> set[str]:
     """Read before the delete: what ON DELETE CASCADE will take with the users."""
     ids = sorted({r[0] for r in rows})
-    owned = conn.execute(select(TestModel.id).where(TestModel.owner_id.in_(ids))).all()
+    owned = conn.execute(select(Exam.id).where(Exam.owner_id.in_(ids))).all()
     submitted = conn.execute(
         select(Submission.test_id).where(Submission.user_id.in_(ids)).distinct()
     ).all()

@@ -27,7 +27,7 @@ from typing import Protocol
 
 from sqlalchemy import ColumnElement, and_, exists, false, or_, true
 
-from common.models import Attempt, ClassMember, Test, TestClass
+from common.models import Attempt, ClassMember, Exam, ExamClass
 
 ADMIN = "admin"
 INSTRUCTOR = "instructor"
@@ -59,7 +59,7 @@ def manage_clause(viewer: Viewer) -> ColumnElement[bool]:
     if viewer.role == ADMIN:
         return true()
     if viewer.role == INSTRUCTOR:
-        return Test.owner_id == viewer.id
+        return Exam.owner_id == viewer.id
     return false()
 
 
@@ -68,13 +68,13 @@ def visible_clause(viewer: Viewer) -> ColumnElement[bool]:
     Instructors see only the tests they manage; students the published tests open to them."""
     if viewer.role in (ADMIN, INSTRUCTOR):
         return manage_clause(viewer)
-    assigned = exists().where(TestClass.test_id == Test.id)
+    assigned = exists().where(ExamClass.test_id == Exam.id)
     member = exists().where(
-        TestClass.test_id == Test.id,
-        ClassMember.class_id == TestClass.class_id,
+        ExamClass.test_id == Exam.id,
+        ClassMember.class_id == ExamClass.class_id,
         ClassMember.user_id == viewer.id,
     )
-    return and_(Test.published, or_(~assigned, member))
+    return and_(Exam.published, or_(~assigned, member))
 
 
 # --------------------------------------------------------------------------- the paper
@@ -101,7 +101,7 @@ def attempt_in_progress(attempt: Attempt | None, now: datetime) -> bool:
     return attempt.deadline is None or now <= attempt.deadline
 
 
-def paper(viewer: Viewer, test: Test, attempt: Attempt | None, now: datetime) -> Paper:
+def paper(viewer: Viewer, test: Exam, attempt: Attempt | None, now: datetime) -> Paper:
     """What of `test` `viewer` sees now; `attempt` is the viewer's latest attempt (or None)."""
     if manages(viewer, test.owner_id):
         return Paper.KEY
@@ -112,7 +112,7 @@ def paper(viewer: Viewer, test: Test, attempt: Attempt | None, now: datetime) ->
     return Paper.QUESTIONS
 
 
-def needs_attempt(viewer: Viewer, test: Test) -> bool:
+def needs_attempt(viewer: Viewer, test: Exam) -> bool:
     """Does `paper` depend on the viewer's attempt (so the caller must load it)?"""
     return not manages(viewer, test.owner_id) and bool(
         test.time_limit_seconds or test.shuffle_questions or test.shuffle_options
@@ -122,7 +122,7 @@ def needs_attempt(viewer: Viewer, test: Test) -> bool:
 # --------------------------------------------------------------------------- results
 
 
-def review_allowed(viewer: Viewer, test: Test, now: datetime, grace_seconds: int) -> bool:
+def review_allowed(viewer: Viewer, test: Exam, now: datetime, grace_seconds: int) -> bool:
     """May `viewer` see per-question results (points and correctness) of submissions to `test`?
     The total score is always shown to whoever may read the submission. `grace_seconds` is the
     submit grace period (`SUBMISSION_GRACE_SECONDS`): submits are accepted that long after the

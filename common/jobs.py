@@ -155,7 +155,7 @@ def test_subject(test_id: int) -> str:
 
 
 @dataclass(frozen=True)
-class TestJobLock:
+class ExamJobLock:
     """At most one unfinished job of `kinds` per test; jobs of other kinds on the same test
     neither take it nor wait for it.
 

@@ -195,7 +195,7 @@ def auth_for(db: Session, settings: Any) -> Callable[[Any], dict[str, str]]:
 def exam(db: Session, instructor: Any) -> Any:
     """A test (the exam model) owned by `instructor`, with no questions: enough for attendance,
     check-ins and face jobs."""
-    from common.models.tests import Test as Exam
+    from common.models.tests import Exam
 
     exam = Exam(owner_id=instructor.id, title="Midterm")
     db.add(exam)

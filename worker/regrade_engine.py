@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 from common.cache_invalidation import rows_written
 from common.db import SyncDatabase
 from common.grading import AnswerKey, AnswerValidationError, DetailsEncoder, Scorer
-from common.models import Submission, Test
+from common.models import Exam, Submission
 from common.settings import get_settings
 
 MAX_REPORTED_ERRORS = 1000
@@ -84,7 +84,7 @@ class ScoredRegrade:
                 )
             # Raw SQL the session hooks cannot see: say what it wrote.
             rows_written(session, "submissions", "update", test_id=self.test_id)
-        session.execute(update(Test).where(Test.id == self.test_id).values(needs_regrade=False))
+        session.execute(update(Exam).where(Exam.id == self.test_id).values(needs_regrade=False))
         self.summary.seconds["write"] = round(time.perf_counter() - self._scored_at, 3)
 
 

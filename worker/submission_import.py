@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from common.db import SyncDatabase
 from common.grading import AnswerKey, GradedRow, graded_row
-from common.models import Attempt, ClassMember, Submission, TestClass, User
+from common.models import Attempt, ClassMember, ExamClass, Submission, User
 from common.results_csv import ImportParser, ImportRow, RowError
 
 MAX_REPORTED_ERRORS = 1000
@@ -111,15 +111,15 @@ def _resolve_users(
         ):
             found[username.lower()] = (uid, role)
     assigned = session.scalar(
-        select(func.count()).select_from(TestClass).where(TestClass.test_id == test_id)
+        select(func.count()).select_from(ExamClass).where(ExamClass.test_id == test_id)
     )
     members: set[int] | None = None
     if assigned:
         members = set(
             session.scalars(
                 select(ClassMember.user_id)
-                .join(TestClass, TestClass.class_id == ClassMember.class_id)
-                .where(TestClass.test_id == test_id)
+                .join(ExamClass, ExamClass.class_id == ClassMember.class_id)
+                .where(ExamClass.test_id == test_id)
             ).all()
         )
     ids: dict[str, int] = {}

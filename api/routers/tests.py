@@ -8,13 +8,13 @@ from pydantic import Field
 from api.cache import respond
 from api.deps import DbSession, PageDep, Principal, ResourcesDep, TestIdPath, scoped
 from api.errors import error_responses
-from api.schemas.tests import TestCreate, TestOut, TestSummary, TestTakerOut, TestUpdate
+from api.schemas.tests import ExamCreate, ExamOut, ExamSummary, ExamTakerOut, ExamUpdate
 from api.services import tests as service
 
 router = APIRouter(prefix="/tests", tags=["tests"])
 ERRORS = error_responses(401, 403, 404)
 
-TestView = Annotated[TestOut | TestTakerOut, Field(discriminator="view")]
+ExamView = Annotated[ExamOut | ExamTakerOut, Field(discriminator="view")]
 
 
 @router.post(
@@ -23,15 +23,15 @@ TestView = Annotated[TestOut | TestTakerOut, Field(discriminator="view")]
     description="Instructors (and admins) author a test with its questions and options; the "
     "response has the whole test with server-assigned ids. Validation errors name the "
     "offending field, e.g. `questions[3].options`.",
-    response_model=TestOut,
+    response_model=ExamOut,
     status_code=201,
     responses={**ERRORS, **error_responses(422)},
 )
 async def create_test(
-    body: TestCreate,
+    body: ExamCreate,
     session: DbSession,
     principal: Annotated[Principal, scoped("tests:write")],
-) -> TestOut:
+) -> ExamOut:
     return await service.create_test(session=session, principal=principal, data=body)
 
 
@@ -41,7 +41,7 @@ async def create_test(
     description="Students see the published tests open to them (assigned to no class, or to "
     "a class of theirs), instructors their own, admins all. Paginated; the total is in "
     "`X-Total-Count`.",
-    response_model=list[TestSummary],
+    response_model=list[ExamSummary],
     responses=ERRORS,
 )
 async def list_tests(
@@ -68,7 +68,7 @@ async def list_tests(
     "the test shuffles. Before `opens_at`, and on a timed test outside an attempt in progress, "
     "a student gets the metadata only: `questions: []`, with `withheld` saying why "
     "(`not_open`, `attempt_required`).",
-    response_model=TestView,
+    response_model=ExamView,
     responses=ERRORS,
 )
 async def read_test(
@@ -92,15 +92,15 @@ async def read_test(
     "added, missing ones removed. A change to the key of a test with submissions sets "
     "`needs_regrade` (start `POST /v1/tests/{id}/regrade`); changing the key while a "
     "regrade or import of the test runs answers 409.",
-    response_model=TestOut,
+    response_model=ExamOut,
     responses={**ERRORS, **error_responses(409, 422)},
 )
 async def update_test(
     test_id: TestIdPath,
-    body: TestUpdate,
+    body: ExamUpdate,
     session: DbSession,
     principal: Annotated[Principal, scoped("tests:write")],
-) -> TestOut:
+) -> ExamOut:
     return await service.update_test(
         session=session, principal=principal, test_id=test_id, data=body
     )

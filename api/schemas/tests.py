@@ -1,7 +1,7 @@
 """Tests (exams) as the API reads and writes them.
 
 Owners and admins get the whole test with its key (`is_correct`); everyone else gets
-`TestTakerOut`, which has no field that could carry key material.
+`ExamTakerOut`, which has no field that could carry key material.
 """
 
 from __future__ import annotations
@@ -111,9 +111,7 @@ def _check_window(closes_at: datetime | None, info: ValidationInfo) -> datetime 
     return closes_at
 
 
-class TestCreate(StrictModel):
-    __test__ = False
-
+class ExamCreate(StrictModel):
     title: Title
     description: Description = ""
     questions: list[QuestionCreate] = Field(min_length=1, max_length=MAX_QUESTIONS)
@@ -135,13 +133,11 @@ class TestCreate(StrictModel):
     _window = field_validator("closes_at")(_check_window)
 
 
-class TestUpdate(StrictModel):
+class ExamUpdate(StrictModel):
     """Fields left out stay as they are. `questions`, when given, is the whole new list:
     questions and options with an `id` are kept (and edited), those without are added, the
     rest removed. Without ids, an unchanged text matches its existing question or option, so
     unchanged options keep their ids either way."""
-
-    __test__ = False
 
     title: Title | None = None
     description: Description | None = None
@@ -217,8 +213,7 @@ class QuestionKeyOut(QuestionOut):
     options: list[OptionKeyOut]  # type: ignore[assignment]
 
 
-class TestSummary(BaseModel):
-    __test__ = False
+class ExamSummary(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: int
@@ -245,12 +240,11 @@ class _TestCommon(BaseModel):
     updated_at: datetime
 
 
-class TestTakerOut(_TestCommon):
+class ExamTakerOut(_TestCommon):
     """What a student sees: no key material. Questions come in the order of the student's
     latest attempt when the test shuffles; before the test opens, and on a timed test outside
     an attempt in progress, there are none (see `withheld`)."""
 
-    __test__ = False
     view: Literal["taker"] = "taker"
     questions: list[QuestionOut]
     withheld: Literal["not_open", "attempt_required"] | None = Field(
@@ -261,10 +255,9 @@ class TestTakerOut(_TestCommon):
     )
 
 
-class TestOut(_TestCommon):
+class ExamOut(_TestCommon):
     """The owner's (and admins') view, with the key."""
 
-    __test__ = False
     view: Literal["owner"] = "owner"
     owner_id: int
     published: bool

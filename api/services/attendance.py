@@ -19,7 +19,7 @@ from api.deps import Page, Principal
 from api.schemas.attendance import AttendanceCreate, AttendanceUpdate
 from api.services import test_access
 from common.errors import Conflict, NotFound, Unprocessable
-from common.models import Attendance, ClassMember, Test, TestClass, User
+from common.models import Attendance, ClassMember, Exam, ExamClass, User
 
 
 @dataclass(frozen=True)
@@ -43,17 +43,17 @@ def visible(query: Select[Attendance], principal: Principal) -> Select[Attendanc
     if principal.is_admin:
         return query
     if "attendance:write" in principal.scopes:
-        return query.join(Test, Test.id == Attendance.test_id).where(Test.owner_id == principal.id)
+        return query.join(Exam, Exam.id == Attendance.test_id).where(Exam.owner_id == principal.id)
     return query.where(Attendance.user_id == principal.id)
 
 
 async def may_take(session: AsyncSession, test_id: int, user_id: int) -> bool:
     """Is the student among those who may take the test: every student when it is assigned to
     no class, else the members of its classes?"""
-    assigned = exists().where(TestClass.test_id == test_id)
+    assigned = exists().where(ExamClass.test_id == test_id)
     member = exists().where(
-        TestClass.test_id == test_id,
-        ClassMember.class_id == TestClass.class_id,
+        ExamClass.test_id == test_id,
+        ClassMember.class_id == ExamClass.class_id,
         ClassMember.user_id == user_id,
     )
     return bool(await session.scalar(select(or_(~assigned, member))))

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.deps import Page, Principal
 from api.schemas.classes import ClassCreate, ClassOut, ClassSummary, ClassUpdate
 from common.errors import Conflict, NotFound, Unprocessable
-from common.models import ClassMember, SchoolClass, TestClass, User
+from common.models import ClassMember, ExamClass, SchoolClass, User
 
 
 async def _get(
@@ -64,7 +64,7 @@ async def _out(session: AsyncSession, found: SchoolClass) -> ClassOut:
         .order_by(ClassMember.user_id)
     )
     tests = await session.scalars(
-        select(TestClass.test_id).where(TestClass.class_id == found.id).order_by(TestClass.test_id)
+        select(ExamClass.test_id).where(ExamClass.class_id == found.id).order_by(ExamClass.test_id)
     )
     return ClassOut(
         id=found.id,
@@ -163,7 +163,7 @@ async def update_class(
 async def delete_class(*, session: AsyncSession, principal: Principal, class_id: int) -> None:
     found = await _get(session, principal, class_id, lock=True)
     tests = (
-        await session.scalars(select(TestClass.test_id).where(TestClass.class_id == found.id))
+        await session.scalars(select(ExamClass.test_id).where(ExamClass.class_id == found.id))
     ).all()
     if tests:
         # Removing a test's last class would open the test to every student: refuse.

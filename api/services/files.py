@@ -28,7 +28,7 @@ from common import files as files_common
 from common import storage as blobs
 from common.errors import Conflict, Forbidden, NotFound, Unprocessable, UnsupportedType
 from common.jobs import BrokerUnavailable, Publisher, enqueue
-from common.models import FileDeletion, StoredFile, Test
+from common.models import Exam, FileDeletion, StoredFile
 from common.scanning import HEAD_SIZE
 from common.settings import Settings
 from common.signing import SignatureError, SignatureExpired, verify
@@ -69,7 +69,7 @@ async def _check_test_context(session: AsyncSession, principal: Principal, test_
     """A file may be attached to a test its uploader can see (common.exam_visibility): admins
     any, instructors their own, students a published test open to them (no class, or theirs)."""
     found = await session.scalar(
-        select(Test.id).where(Test.id == test_id, visibility.visible_clause(principal))
+        select(Exam.id).where(Exam.id == test_id, visibility.visible_clause(principal))
     )
     if found is None:
         raise _test_id_error("no such test", code="unknown_test")
@@ -219,7 +219,7 @@ async def list_files(
     query = select(StoredFile)
     if test_id is not None:
         query = query.where(StoredFile.test_id == test_id)
-        owner = await session.scalar(select(Test.owner_id).where(Test.id == test_id))
+        owner = await session.scalar(select(Exam.owner_id).where(Exam.id == test_id))
         if not visibility.manages(principal, owner):
             query = query.where(StoredFile.owner_id == principal.id)
     elif not principal.is_admin:
@@ -240,7 +240,7 @@ async def _may_read(session: AsyncSession, principal: Principal, row: StoredFile
         return True
     if row.test_id is None:
         return False
-    owner = await session.scalar(select(Test.owner_id).where(Test.id == row.test_id))
+    owner = await session.scalar(select(Exam.owner_id).where(Exam.id == row.test_id))
     return visibility.manages(principal, owner)
 
 

@@ -53,7 +53,7 @@ from common.grading.cache_scopes import statistics_scopes
 from common.grading.lock import GRADING_LOCK, IMPORT_TASK, REGRADE_TASK
 from common.item_stats import quiz_statistics
 from common.jobs import enqueue, test_subject
-from common.models import Attempt, Job, Submission, SubmissionImport, Test, User
+from common.models import Attempt, Exam, Job, Submission, SubmissionImport, User
 from common.results_csv import HeaderError, ImportParser, export_header, export_row, rows_to_csv
 from common.settings import Settings
 
@@ -69,7 +69,7 @@ def _expired(attempt: Attempt, now: datetime, grace: int) -> bool:
 
 
 def _attempt_values(
-    test: Test, user_id: int, number: int, now: datetime, questions: Sequence[QuestionLike]
+    test: Exam, user_id: int, number: int, now: datetime, questions: Sequence[QuestionLike]
 ) -> dict[str, Any]:
     deadline = None
     if test.time_limit_seconds:
@@ -109,7 +109,7 @@ async def _insert_attempt(session: AsyncSession, values: dict[str, Any]) -> int 
     )
 
 
-def _no_attempts_left(test: Test) -> Conflict:
+def _no_attempts_left(test: Exam) -> Conflict:
     return Conflict(
         f"no attempts left (allowed: {test.attempts_allowed})",
         code="attempts_exhausted",
@@ -119,7 +119,7 @@ def _no_attempts_left(test: Test) -> Conflict:
 
 def _attempt_out(
     principal: Principal,
-    test: Test,
+    test: Exam,
     attempt: Attempt,
     questions: Sequence[QuestionLike],
     now: datetime,
@@ -307,7 +307,7 @@ async def list_submissions(
     page: Page,
     user_id: int | None,
 ) -> tuple[list[SubmissionSummary], int]:
-    test = await session.get(Test, test_id)
+    test = await session.get(Exam, test_id)
     if test is None:
         raise NotFound("test not found", code="test_not_found")
     query = (
@@ -340,9 +340,9 @@ async def get_submission(
 ) -> SubmissionOut:
     row = (
         await session.execute(
-            select(Submission, User.username, Test)
+            select(Submission, User.username, Exam)
             .join(User, User.id == Submission.user_id)
-            .join(Test, Test.id == Submission.test_id)
+            .join(Exam, Exam.id == Submission.test_id)
             .where(Submission.id == submission_id)
         )
     ).one_or_none()

@@ -20,7 +20,7 @@ from api.deps import Principal
 from common import exam_visibility as visibility
 from common.errors import Forbidden, NotFound
 from common.grading import AnswerKey, answer_key
-from common.models import Attempt, Option, Question, Test
+from common.models import Attempt, Exam, Option, Question
 
 Lock = Literal["share", "update"] | None
 
@@ -33,22 +33,22 @@ async def get_test(
     manage: bool = False,
     lock: Lock = None,
     with_questions: bool = False,
-) -> Test:
+) -> Exam:
     """The test if `principal` may see it (or manage it, with `manage`); else 404.
 
     `lock="share"` keeps its key from changing until the transaction ends (submits, attempt
     starts); `lock="update"` is for writers of the test or its submissions.
     """
-    query = select(Test).where(
-        Test.id == test_id,
+    query = select(Exam).where(
+        Exam.id == test_id,
         visibility.manage_clause(principal) if manage else visibility.visible_clause(principal),
     )
     if with_questions:
-        query = query.options(selectinload(Test.questions).selectinload(Question.options))
+        query = query.options(selectinload(Exam.questions).selectinload(Question.options))
     if lock == "share":
-        query = query.with_for_update(read=True, of=Test)
+        query = query.with_for_update(read=True, of=Exam)
     elif lock == "update":
-        query = query.with_for_update(of=Test)
+        query = query.with_for_update(of=Exam)
     test = (await session.execute(query)).scalar_one_or_none()
     if test is None:
         raise NotFound("test not found", code="test_not_found")
@@ -116,7 +116,7 @@ async def load_questions(session: AsyncSession, test_id: int) -> list[QuestionRo
 _KEYS: LRUCache[tuple[int, int], AnswerKey] = LRUCache(maxsize=256)
 
 
-async def key_of(session: AsyncSession, test: Test) -> AnswerKey:
+async def key_of(session: AsyncSession, test: Exam) -> AnswerKey:
     cache_key = (test.id, test.revision)
     key = _KEYS.get(cache_key)
     if key is None:
@@ -124,7 +124,7 @@ async def key_of(session: AsyncSession, test: Test) -> AnswerKey:
     return key
 
 
-def check_window(test: Test, now: datetime, grace_seconds: int) -> None:
+def check_window(test: Exam, now: datetime, grace_seconds: int) -> None:
     """403 before the test opens or after it closes (plus the grace period)."""
     if test.opens_at is not None and now < test.opens_at:
         raise Forbidden(

@@ -14,13 +14,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.cache import ResponseCache
 from api.deps import Page, Principal
 from api.schemas.tests import (
+    ExamCreate,
+    ExamOut,
+    ExamSummary,
+    ExamUpdate,
     QuestionCreate,
     QuestionOut,
     QuestionUpdate,
-    TestCreate,
-    TestOut,
-    TestSummary,
-    TestUpdate,
 )
 from api.services import test_access as access
 from api.services.test_access import OptionLike, QuestionLike
@@ -31,7 +31,7 @@ from common.errors import Conflict, Unprocessable
 from common.exam_visibility import Paper
 from common.grading import answer_key, key_changes_scores
 from common.grading.lock import GRADING_LOCK
-from common.models import Attempt, Option, Question, SchoolClass, Submission, Test, TestClass
+from common.models import Attempt, Exam, ExamClass, Option, Question, SchoolClass, Submission
 
 SETTINGS = (
     "published",
@@ -81,7 +81,7 @@ def _question(q: QuestionLike, options: Sequence[OptionLike], key: bool) -> dict
 
 
 def owner_payload(
-    test: Test, questions: Sequence[QuestionLike], class_ids: Sequence[int]
+    test: Exam, questions: Sequence[QuestionLike], class_ids: Sequence[int]
 ) -> dict[str, Any]:
     return {
         **_common(test, questions),
@@ -98,8 +98,8 @@ def owner_payload(
     }
 
 
-def owner_view(test: Test, questions: Sequence[QuestionLike], class_ids: Sequence[int]) -> TestOut:
-    return TestOut.model_validate(owner_payload(test, questions, class_ids))
+def owner_view(test: Exam, questions: Sequence[QuestionLike], class_ids: Sequence[int]) -> ExamOut:
+    return ExamOut.model_validate(owner_payload(test, questions, class_ids))
 
 
 def ordered(
@@ -136,7 +136,7 @@ def taker_questions(
 
 
 def taker_payload(
-    test: Test, questions: Sequence[QuestionLike], seen: Paper, attempt: Attempt | None
+    test: Exam, questions: Sequence[QuestionLike], seen: Paper, attempt: Attempt | None
 ) -> dict[str, Any]:
     """A student's view: no key, and no questions at all unless `seen` shows them."""
     if not seen.shows_questions:
@@ -159,7 +159,7 @@ def taker_payload(
     }
 
 
-def _common(test: Test, questions: Sequence[QuestionLike]) -> dict[str, Any]:
+def _common(test: Exam, questions: Sequence[QuestionLike]) -> dict[str, Any]:
     return {
         "id": test.id,
         "title": test.title,
@@ -180,7 +180,7 @@ def _common(test: Test, questions: Sequence[QuestionLike]) -> dict[str, Any]:
 
 
 async def class_ids_of(session: AsyncSession, test_id: int) -> list[int]:
-    rows = await session.scalars(select(TestClass.class_id).where(TestClass.test_id == test_id))
+    rows = await session.scalars(select(ExamClass.class_id).where(ExamClass.test_id == test_id))
     return list(rows.all())
 
 
@@ -210,8 +210,8 @@ async def _check_classes(session: AsyncSession, owner_id: int, class_ids: Sequen
 
 
 async def _set_classes(session: AsyncSession, test_id: int, class_ids: Sequence[int]) -> None:
-    await session.execute(delete(TestClass).where(TestClass.test_id == test_id))
-    session.add_all(TestClass(test_id=test_id, class_id=cid) for cid in dict.fromkeys(class_ids))
+    await session.execute(delete(ExamClass).where(ExamClass.test_id == test_id))
+    session.add_all(ExamClass(test_id=test_id, class_id=cid) for cid in dict.fromkeys(class_ids))
 
 
 def _new_question(position: int, data: QuestionCreate | QuestionUpdate) -> Question:
@@ -228,9 +228,9 @@ def _new_question(position: int, data: QuestionCreate | QuestionUpdate) -> Quest
     )
 
 
-async def create_test(*, session: AsyncSession, principal: Principal, data: TestCreate) -> TestOut:
+async def create_test(*, session: AsyncSession, principal: Principal, data: ExamCreate) -> ExamOut:
     await _check_classes(session, principal.id, data.class_ids)
-    test = Test(
+    test = Exam(
         owner_id=principal.id,
         title=data.title,
         description=data.description,
@@ -249,10 +249,10 @@ async def create_test(*, session: AsyncSession, principal: Principal, data: Test
 
 async def list_tests(
     *, session: AsyncSession, principal: Principal, page: Page
-) -> tuple[Sequence[Test], int]:
-    query = select(Test).where(visibility.visible_clause(principal))
+) -> tuple[Sequence[Exam], int]:
+    query = select(Exam).where(visibility.visible_clause(principal))
     total = await session.scalar(select(func.count()).select_from(query.subquery()))
-    rows = await session.scalars(query.order_by(Test.id).limit(page.limit).offset(page.offset))
+    rows = await session.scalars(query.order_by(Exam.id).limit(page.limit).offset(page.offset))
     return rows.all(), total or 0
 
 
@@ -287,7 +287,7 @@ async def read_test_body(
     )
 
 
-_SUMMARIES = TypeAdapter(list[TestSummary])  # built once: building one costs milliseconds
+_SUMMARIES = TypeAdapter(list[ExamSummary])  # built once: building one costs milliseconds
 
 
 async def list_tests_body(
@@ -297,7 +297,7 @@ async def list_tests_body(
 
     async def compute() -> bytes:
         tests, total = await list_tests(session=session, principal=principal, page=page)
-        items = _SUMMARIES.dump_json([TestSummary.model_validate(t) for t in tests])
+        items = _SUMMARIES.dump_json([ExamSummary.model_validate(t) for t in tests])
         return f"{total}\n".encode() + items
 
     body = await cache.get_or_compute(
@@ -341,7 +341,7 @@ def _match(
     return matched
 
 
-def _apply_questions(test: Test, wanted: Sequence[QuestionUpdate]) -> None:
+def _apply_questions(test: Exam, wanted: Sequence[QuestionUpdate]) -> None:
     matched = _match(wanted, test.questions, "questions", "question", "test")
     questions: list[Question] = []
     for position, (data, question) in enumerate(zip(wanted, matched, strict=True)):
@@ -374,8 +374,8 @@ def _apply_questions(test: Test, wanted: Sequence[QuestionUpdate]) -> None:
 
 
 async def update_test(
-    *, session: AsyncSession, principal: Principal, test_id: int, data: TestUpdate
-) -> TestOut:
+    *, session: AsyncSession, principal: Principal, test_id: int, data: ExamUpdate
+) -> ExamOut:
     test = await access.get_test(
         session, principal, test_id, manage=True, lock="update", with_questions=True
     )
@@ -426,5 +426,5 @@ async def delete_test(*, session: AsyncSession, principal: Principal, test_id: i
     test = await access.get_test(session, principal, test_id, manage=True, lock="update")
     # Questions, options, class assignments, attempts, submissions, pending imports and
     # attendance records go with it (ON DELETE CASCADE); finished jobs stay as history.
-    await session.execute(delete(Test).where(Test.id == test.id))
+    await session.execute(delete(Exam).where(Exam.id == test.id))
     await session.commit()

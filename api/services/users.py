@@ -21,7 +21,7 @@ from api.deps import Page, Principal
 from api.schemas.users import UserCreate, UserUpdate
 from api.services import auth as auth_service
 from common.errors import Conflict, Forbidden, NotFound, Unprocessable
-from common.models import Job, SchoolClass, StoredFile, SubmissionImport, Test, User
+from common.models import Exam, Job, SchoolClass, StoredFile, SubmissionImport, User
 from common.models.jobs import FINISHED_STATUSES
 from common.security import hash_password, verify_password
 
@@ -224,10 +224,10 @@ async def _hand_over(session: AsyncSession, user_id: int, heir_id: int) -> list[
     tests = list(
         (
             await session.scalars(
-                update(Test)
-                .where(Test.owner_id == user_id)
+                update(Exam)
+                .where(Exam.owner_id == user_id)
                 .values(owner_id=heir_id)
-                .returning(Test.id)
+                .returning(Exam.id)
             )
         ).all()
     )
@@ -279,7 +279,7 @@ async def delete_user(
         heir = _heir(users, user.id, transfer_to)
         moved = await _hand_over(session, user.id, heir.id)
     else:
-        tests = await session.scalar(select(func.count()).where(Test.owner_id == user.id))
+        tests = await session.scalar(select(func.count()).where(Exam.owner_id == user.id))
         classes = await session.scalar(select(func.count()).where(SchoolClass.owner_id == user.id))
         if tests or classes:
             raise Conflict(

@@ -9,10 +9,10 @@ take this lock nor wait for it.
 from __future__ import annotations
 
 from common.celery_config import TASK_QUEUES
-from common.jobs import TestJobLock
+from common.jobs import ExamJobLock
 
 REGRADE_TASK = "grading.regrade"
 IMPORT_TASK = "grading.import_submissions"
 
-GRADING_LOCK = TestJobLock("grading", frozenset({REGRADE_TASK, IMPORT_TASK}))
+GRADING_LOCK = ExamJobLock("grading", frozenset({REGRADE_TASK, IMPORT_TASK}))
 assert GRADING_LOCK.kinds <= TASK_QUEUES.keys()

@@ -3,13 +3,13 @@
 from common.models.attendance import Attendance
 from common.models.auth import AuthSession
 from common.models.base import Base
-from common.models.classes import ClassMember, SchoolClass, TestClass
+from common.models.classes import ClassMember, ExamClass, SchoolClass
 from common.models.diagnostics import EchoRecord
 from common.models.faces import FaceEnrollment, FacePhoto
 from common.models.files import FileDeletion, StoredFile
 from common.models.jobs import Job
 from common.models.submissions import Attempt, Submission, SubmissionImport
-from common.models.tests import Option, Question, Test
+from common.models.tests import Exam, Option, Question
 from common.models.users import Role, User
 
 __all__ = [
@@ -19,6 +19,8 @@ __all__ = [
     "Base",
     "ClassMember",
     "EchoRecord",
+    "Exam",
+    "ExamClass",
     "FaceEnrollment",
     "FacePhoto",
     "FileDeletion",
@@ -30,7 +32,5 @@ __all__ = [
     "StoredFile",
     "Submission",
     "SubmissionImport",
-    "Test",
-    "TestClass",
     "User",
 ]

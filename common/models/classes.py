@@ -40,11 +40,10 @@ class ClassMember(Base):
     )
 
 
-class TestClass(Base):
+class ExamClass(Base):
     """A test's assignment to a class. Its classes always belong to the test's owner."""
 
     __tablename__ = "test_classes"
-    __test__ = False  # not a pytest test class
 
     test_id: Mapped[int] = mapped_column(
         ForeignKey("tests.id", ondelete="CASCADE"), primary_key=True

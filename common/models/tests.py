@@ -22,7 +22,7 @@ SCORING_SCHEMES = ("all_or_nothing", "partial", "negative")
 REVIEW_POLICIES = ("never", "after_submit", "after_close")
 
 
-class Test(Timestamps, Base):
+class Exam(Timestamps, Base):
     __tablename__ = "tests"
     __table_args__ = (
         CheckConstraint(
@@ -91,7 +91,7 @@ class Question(Base):
     multiple: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="false")
     scoring_scheme: Mapped[str | None] = mapped_column(String(16))
 
-    test: Mapped[Test] = relationship(back_populates="questions")
+    test: Mapped[Exam] = relationship(back_populates="questions")
     options: Mapped[list[Option]] = relationship(
         back_populates="question",
         order_by="Option.position",

@@ -104,10 +104,10 @@ ATTENDANCE_TEST_PATHS = {"/v1/tests/{test_id}/check-in", "/v1/tests/{test_id}/at
 
 
 def _attendance_fill(db, make_user, student) -> dict[str, int]:
-    from common.models import Attendance, FaceEnrollment, Test
+    from common.models import Attendance, Exam, FaceEnrollment
 
     other = make_user("instructor")
-    test = Test(owner_id=other.id, title="Someone else's test")
+    test = Exam(owner_id=other.id, title="Someone else's test")
     db.add(test)
     db.flush()
     record = Attendance(test_id=test.id, user_id=student.id, status="present")
@@ -127,10 +127,10 @@ def _attendance_fill(db, make_user, student) -> dict[str, int]:
 def _tests_fill(db, make_user, student) -> dict[str, int]:
     from datetime import UTC, datetime
 
-    from common.models import Attempt, Option, Question, SchoolClass, Submission, Test
+    from common.models import Attempt, Exam, Option, Question, SchoolClass, Submission
 
     other = make_user("instructor")
-    test = Test(
+    test = Exam(
         owner_id=other.id,
         title="Someone else's test",
         attempts_allowed=2,
@@ -171,10 +171,10 @@ def _tests_fill(db, make_user, student) -> dict[str, int]:
 
 
 def _files_fill(db, make_user, student) -> dict[str, str]:
-    from common.models import StoredFile, Test
+    from common.models import Exam, StoredFile
 
     other = make_user("instructor")
-    test = Test(owner_id=other.id, title="Someone else's test")
+    test = Exam(owner_id=other.id, title="Someone else's test")
     db.add(test)
     db.flush()
     key = uuid.uuid4().hex

@@ -9,7 +9,7 @@ from exam_factories import record_attendance as record
 from sqlalchemy import func, select, update
 
 from common.models import Attendance
-from common.models.tests import Test as Exam
+from common.models.tests import Exam
 
 
 @pytest.fixture
@@ -316,7 +316,7 @@ async def test_records_go_with_their_test_and_student(
 async def test_only_students_who_may_take_the_test(
     client, instructor, make_user, auth_for, make_test, db
 ):
-    from common.models import ClassMember, SchoolClass, TestClass
+    from common.models import ClassMember, ExamClass, SchoolClass
 
     member, outsider = make_user("student"), make_user("student")
     test = make_test(instructor)
@@ -326,7 +326,7 @@ async def test_only_students_who_may_take_the_test(
     db.add_all(
         [
             ClassMember(class_id=group.id, user_id=member.id),
-            TestClass(test_id=test.id, class_id=group.id),
+            ExamClass(test_id=test.id, class_id=group.id),
         ]
     )
     db.commit()

@@ -31,7 +31,7 @@ def metadata_only(body: dict, reason: str) -> None:
 
 def move(db, test_id: int, **values) -> None:
     """Change a test behind the API's back (no cache invalidation), as time passing would."""
-    db.execute(update(m.Test).where(m.Test.id == test_id).values(**values))
+    db.execute(update(m.Exam).where(m.Exam.id == test_id).values(**values))
     db.commit()
 
 

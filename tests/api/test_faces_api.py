@@ -13,7 +13,7 @@ from helpers import ROOT
 from sqlalchemy import func, select
 
 from common.models import FaceEnrollment, FacePhoto, Job
-from common.models.tests import Test as Exam
+from common.models.tests import Exam
 
 JPEG = b"\xff\xd8\xff\xe0" + b"not really a photo" * 10
 
@@ -374,7 +374,7 @@ async def test_class_photo_by_the_tests_instructor_only(
 async def test_check_in_only_to_a_test_the_student_may_take(
     client, make_user, instructor, auth_for, db
 ):
-    from common.models import ClassMember, SchoolClass, TestClass
+    from common.models import ClassMember, ExamClass, SchoolClass
 
     member, outsider = make_user("student"), make_user("student")
     for student in (member, outsider):
@@ -387,7 +387,7 @@ async def test_check_in_only_to_a_test_the_student_may_take(
     db.add_all(
         [
             ClassMember(class_id=group.id, user_id=member.id),
-            TestClass(test_id=assigned.id, class_id=group.id),
+            ExamClass(test_id=assigned.id, class_id=group.id),
         ]
     )
     db.commit()

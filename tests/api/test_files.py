@@ -26,8 +26,7 @@ from sqlalchemy import func, select, update
 from storage_servers import AWS_ENV, REGION, minimal_pdf
 
 from common.files import api_download_url, get_storage, purge_deleted_blobs, storage_config
-from common.models import ClassMember, FileDeletion, Job, SchoolClass, StoredFile, TestClass
-from common.models import Test as ExamTest
+from common.models import ClassMember, Exam, ExamClass, FileDeletion, Job, SchoolClass, StoredFile
 from common.storage import Storage
 
 MB = 1024 * 1024
@@ -122,8 +121,8 @@ def mark(db, key: str, status: str, reason: str | None = None) -> None:
     db.commit()
 
 
-def make_test(db, owner, published: bool = True) -> ExamTest:
-    test = ExamTest(owner_id=owner.id, title="Quiz", published=published)
+def make_test(db, owner, published: bool = True) -> Exam:
+    test = Exam(owner_id=owner.id, title="Quiz", published=published)
     db.add(test)
     db.commit()
     return test
@@ -409,7 +408,7 @@ async def test_attach_refused_for_unknown_or_foreign_tests(
     group = SchoolClass(owner_id=other.id, name="Another class")
     db.add(group)
     db.flush()
-    db.add(TestClass(test_id=for_a_class.id, class_id=group.id))
+    db.add(ExamClass(test_id=for_a_class.id, class_id=group.id))
     db.commit()
     cases = [
         (instructor, {"test_id": test.id}, None),  # another instructor's test

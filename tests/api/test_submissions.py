@@ -303,9 +303,9 @@ async def test_review_policy_hides_per_question_results(client, instructor, stud
 
     # Closed, but late submits are still accepted for the 30 s grace period: no review yet,
     # or a classmate's review could help a late submit.
-    set_ago(db, m.Test, later["id"], "closes_at", 1)
+    set_ago(db, m.Exam, later["id"], "closes_at", 1)
     assert (await client.get(url, headers=sh)).json()["details"]["review_allowed"] is False
-    set_ago(db, m.Test, later["id"], "closes_at", 31)
+    set_ago(db, m.Exam, later["id"], "closes_at", 31)
     mine = (await client.get(url, headers=sh)).json()
     assert mine["details"]["review_allowed"] is True
     assert mine["details"]["questions"][0]["correctness"] == "correct"

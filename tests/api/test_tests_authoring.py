@@ -270,9 +270,9 @@ async def test_delete_removes_everything_of_the_test(client, instructor, student
     def count(model, column):
         return db.scalar(select(func.count()).select_from(model).where(column == doomed["id"]))
 
-    assert count(m.Test, m.Test.id) == 0
+    assert count(m.Exam, m.Exam.id) == 0
     assert count(m.Question, m.Question.test_id) == 0
-    assert count(m.TestClass, m.TestClass.test_id) == 0
+    assert count(m.ExamClass, m.ExamClass.test_id) == 0
     assert count(m.Attempt, m.Attempt.test_id) == 0
     assert count(m.Submission, m.Submission.test_id) == 0
     assert count(m.Attendance, m.Attendance.test_id) == 0

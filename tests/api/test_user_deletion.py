@@ -51,7 +51,7 @@ async def test_deleting_an_owner_without_transfer_is_409_and_deletes_nothing(
     assert error["details"] == {"tests": 1, "classes": 1}
     assert "transfer_to" in error["message"]
     assert count(db, m.User, m.User.id == instructor.id) == 1
-    assert count(db, m.Test, m.Test.id == test["id"]) == 1
+    assert count(db, m.Exam, m.Exam.id == test["id"]) == 1
     assert count(db, m.Submission, m.Submission.id == sub["id"]) == 1
     assert count(db, m.ClassMember, m.ClassMember.class_id == klass["id"]) == 1
     # Deactivation stays the way to remove access without losing anything.
@@ -59,7 +59,7 @@ async def test_deleting_an_owner_without_transfer_is_409_and_deletes_nothing(
         f"/v1/users/{instructor.id}", json={"is_active": False}, headers=auth_for(admin)
     )
     assert r.status_code == 200 and r.json()["is_active"] is False
-    assert count(db, m.Test, m.Test.id == test["id"]) == 1
+    assert count(db, m.Exam, m.Exam.id == test["id"]) == 1
 
 
 async def test_transfer_moves_tests_and_classes_and_keeps_every_record(
@@ -99,7 +99,7 @@ async def test_an_admin_may_take_the_tests_over(client, db, admin, instructor, s
         f"/v1/users/{instructor.id}", params={"transfer_to": admin.id}, headers=ah
     )
     assert r.status_code == 204
-    assert db.scalar(select(m.Test.owner_id).where(m.Test.id == test["id"])) == admin.id
+    assert db.scalar(select(m.Exam.owner_id).where(m.Exam.id == test["id"])) == admin.id
 
 
 @pytest.mark.parametrize(
@@ -133,7 +133,7 @@ async def test_a_bad_transfer_target_is_422_and_deletes_nothing(
     error = r.json()["error"]
     assert error["code"] == code and error["details"][0]["path"] == "transfer_to"
     assert count(db, m.User, m.User.id == instructor.id) == 1
-    assert db.scalar(select(m.Test.owner_id).where(m.Test.id == test["id"])) == instructor.id
+    assert db.scalar(select(m.Exam.owner_id).where(m.Exam.id == test["id"])) == instructor.id
 
 
 async def test_a_class_name_the_heir_already_uses_is_409(
@@ -149,7 +149,7 @@ async def test_a_class_name_the_heir_already_uses_is_409(
     assert r.status_code == 409
     assert r.json()["error"]["code"] == "class_name_taken"
     assert r.json()["error"]["details"] == {"names": ["Group A"]}
-    assert count(db, m.Test, m.Test.owner_id == instructor.id) == 1  # nothing moved
+    assert count(db, m.Exam, m.Exam.owner_id == instructor.id) == 1  # nothing moved
 
 
 async def test_deleting_a_student_erases_their_own_work_only(
@@ -165,7 +165,7 @@ async def test_deleting_a_student_erases_their_own_work_only(
     assert count(db, m.Attempt, m.Attempt.user_id == student.id) == 0
     assert count(db, m.ClassMember, m.ClassMember.user_id == student.id) == 0
     assert count(db, m.Submission, m.Submission.id == other.json()["id"]) == 1
-    assert count(db, m.Test, m.Test.id == test["id"]) == 1
+    assert count(db, m.Exam, m.Exam.id == test["id"]) == 1
     assert count(db, m.SchoolClass, m.SchoolClass.id == klass["id"]) == 1
 
 

@@ -14,8 +14,7 @@ from common import cache as keys
 from common.cache_invalidation import session_info
 from common.db import SyncDatabase
 from common.grading.cache_scopes import grades_scope
-from common.models import Attempt, Option, Question, SchoolClass, Submission, TestClass
-from common.models import Test as Exam
+from common.models import Attempt, Exam, ExamClass, Option, Question, SchoolClass, Submission
 
 
 @pytest.fixture
@@ -90,7 +89,7 @@ def test_deleting_a_class_reaches_the_tests_assigned_to_it(hooked, graded, instr
     klass = SchoolClass(owner_id=instructor.id, name="C")
     db.add(klass)
     db.flush()
-    db.add(TestClass(test_id=test.id, class_id=klass.id))
+    db.add(ExamClass(test_id=test.id, class_id=klass.id))
     db.commit()
     with database.transaction() as session:
         session.delete(session.get(SchoolClass, klass.id))

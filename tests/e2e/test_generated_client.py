@@ -112,7 +112,7 @@ def test_generated_python_client_runs_a_whole_flow(
 
     created = tests_create_test.sync(
         client=teacher,
-        body=models.TestCreate(
+        body=models.ExamCreate(
             title="Generated client quiz",
             questions=[
                 models.QuestionCreate(
@@ -126,7 +126,7 @@ def test_generated_python_client_runs_a_whole_flow(
             ],
         ),
     )
-    assert isinstance(created, models.TestOut), created
+    assert isinstance(created, models.ExamOut), created
     question = created.questions[0]
     right = next(o for o in question.options if o.is_correct)
 

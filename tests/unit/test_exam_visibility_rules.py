@@ -9,8 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from common.exam_visibility import Paper, attempt_in_progress, manages, paper, review_allowed
-from common.models import Attempt
-from common.models import Test as ExamTest
+from common.models import Attempt, Exam
 
 NOW = datetime(2030, 5, 1, 9, 0, tzinfo=UTC)
 
@@ -24,9 +23,9 @@ class Viewer:
 OWNER = 7
 
 
-def exam(**kw) -> ExamTest:
+def exam(**kw) -> Exam:
     values = {"owner_id": OWNER, "time_limit_seconds": None, "opens_at": None, "closes_at": None}
-    return ExamTest(**{**values, **kw})
+    return Exam(**{**values, **kw})
 
 
 @pytest.mark.parametrize(

@@ -274,7 +274,7 @@ async def test_kept_photos(isolated, worker, settings, student, admin, exam, aut
 async def test_class_photo_matches_only_the_tests_classes(
     client, worker, enrolled, exam, instructor, auth_for, db
 ):
-    from common.models import ClassMember, SchoolClass, TestClass
+    from common.models import ClassMember, ExamClass, SchoolClass
 
     # The test is assigned to a class of Obama and Miranda: Biden's face is someone unknown.
     group = SchoolClass(owner_id=instructor.id, name="Group B")
@@ -284,7 +284,7 @@ async def test_class_photo_matches_only_the_tests_classes(
         [
             ClassMember(class_id=group.id, user_id=enrolled["obama"].id),
             ClassMember(class_id=group.id, user_id=enrolled["miranda"].id),
-            TestClass(test_id=exam.id, class_id=group.id),
+            ExamClass(test_id=exam.id, class_id=group.id),
         ]
     )
     db.commit()

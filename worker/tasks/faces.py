@@ -43,10 +43,10 @@ from common.attendance import (
 from common.models import (
     Attendance,
     ClassMember,
+    Exam,
+    ExamClass,
     FaceEnrollment,
     FacePhoto,
-    Test,
-    TestClass,
     User,
 )
 from worker import face_pipeline as fp
@@ -190,7 +190,7 @@ def _window_refusal(session: Session, test_id: int) -> WindowRefusal | None:
     """The API's check-in window rule, again at the time the worker records."""
     # No row lock: deleting the test locks it, then the photo this job holds (a deadlock).
     row = session.execute(
-        select(Test.opens_at, Test.closes_at).where(Test.id == test_id)
+        select(Exam.opens_at, Exam.closes_at).where(Exam.id == test_id)
     ).one_or_none()
     if row is None:
         raise JobFailed("test_not_found", "The test was deleted.")
@@ -203,7 +203,7 @@ def _window_refusal(session: Session, test_id: int) -> WindowRefusal | None:
 
 
 def _require_test(session: Session, test_id: int) -> None:
-    if session.scalar(select(Test.id).where(Test.id == test_id)) is None:
+    if session.scalar(select(Exam.id).where(Exam.id == test_id)) is None:
         raise JobFailed("test_not_found", "The test was deleted.")
 
 
@@ -385,7 +385,7 @@ def _check_in(ctx: JobContext, photo_id: int) -> None:
 def candidate_ids(session: Session, test_id: int) -> list[int] | None:
     """The students who may take the test, whom its class photo is matched against: the members
     of its classes, or None (every student) when it is assigned to none."""
-    class_ids = select(TestClass.class_id).where(TestClass.test_id == test_id)
+    class_ids = select(ExamClass.class_id).where(ExamClass.test_id == test_id)
     if session.scalar(select(exists(class_ids))) is not True:
         return None
     members = select(ClassMember.user_id).where(ClassMember.class_id.in_(class_ids)).distinct()

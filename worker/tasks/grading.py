@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from common.grading import AnswerKey, answer_key
 from common.grading.lock import IMPORT_TASK, REGRADE_TASK
-from common.models import Question, SubmissionImport, Test
+from common.models import Exam, Question, SubmissionImport
 from common.results_csv import HeaderError
 from common.settings import get_settings
 from worker.app import app
@@ -37,8 +37,8 @@ TASK_OPTIONS: dict[str, Any] = {
 }
 
 
-def _load_key(session: Session, test_id: int) -> tuple[Test, AnswerKey]:
-    test = session.execute(select(Test).where(Test.id == test_id)).scalar_one_or_none()
+def _load_key(session: Session, test_id: int) -> tuple[Exam, AnswerKey]:
+    test = session.execute(select(Exam).where(Exam.id == test_id)).scalar_one_or_none()
     if test is None:
         raise JobFailed("test_not_found", "The test no longer exists.")
     questions = session.scalars(
@@ -53,7 +53,7 @@ def _load_key(session: Session, test_id: int) -> tuple[Test, AnswerKey]:
 def _lock_same_key(session: Session, test_id: int, key_version: int) -> None:
     """In the final transaction: the test still exists and its key is the one we used."""
     current = session.execute(
-        select(Test.key_version).where(Test.id == test_id).with_for_update()
+        select(Exam.key_version).where(Exam.id == test_id).with_for_update()
     ).scalar_one_or_none()
     if current is None:
         raise JobFailed("test_not_found", "The test was deleted while the job ran.")
