@@ -19,6 +19,11 @@ UPLOAD: Codes = {
 }
 TEST_MISSING: Codes = {404: ("test_not_found",)}
 GRADING: Codes = {409: ("grading_in_progress",)}
+FACE_REVIEW: Codes = {
+    403: ("not_your_student",),
+    404: ("face_not_found",),
+    409: ("already_decided",),
+}
 
 ROUTE_ERRORS: dict[str, Codes] = {
     "auth-login": {401: ("invalid_credentials",), 429: ("rate_limited",)},
@@ -39,20 +44,26 @@ ROUTE_ERRORS: dict[str, Codes] = {
         ),
     },
     "tasks-cancel_task": {409: ("task_finished",)},
+    "attendance-update_attendance": {422: ("immutable_field",)},
     "attendance-create_attendance": {
         409: ("attendance_exists",),
         422: ("test_not_found", "student_not_found", "student_not_eligible"),
     },
     "faces-enroll_face": {
         **UPLOAD,
+        403: ("not_your_student",),
         409: ("too_many_enrollments",),
         422: ("not_a_student",),
     },
+    "faces-list_faces": {403: ("not_your_student",)},
+    "faces-delete_face": {404: ("face_not_found",)},
+    "faces-approve_face": FACE_REVIEW,
+    "faces-reject_face": FACE_REVIEW,
+    "faces-face_photo": {403: ("not_your_student",), 404: ("face_not_found", "photo_not_found")},
     "faces-check_in": {
         **UPLOAD,
         **TEST_MISSING,
-        403: ("test_not_open", "test_closed"),
-        409: ("not_enrolled",),
+        409: ("not_enrolled", "test_not_open"),
     },
     "faces-class_photo": {**UPLOAD, **TEST_MISSING},
     "files-upload_file": {
