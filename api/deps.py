@@ -96,25 +96,30 @@ async def get_principal(
     security_scopes: SecurityScopes,
     request: Request,
     session: DbSession,
-    settings: SettingsDep,
+    resources: ResourcesDep,
     token: Annotated[str | None, Depends(oauth2_scheme)],
 ) -> Principal:
     if not token:
         raise Unauthorized()
     try:
-        claims = decode_token(settings, token, expected="access")
+        claims = decode_token(resources.settings, token, expected="access")
     except InvalidToken as exc:
         raise Unauthorized(str(exc), code="invalid_token") from exc
-    row = (
-        await session.execute(
-            select(User, AuthSession.revoked_at)
-            .join(AuthSession, AuthSession.user_id == User.id)
-            .where(AuthSession.id == claims.sid, User.id == claims.sub)
-        )
-    ).one_or_none()
-    if row is None or row.revoked_at is not None or not row.User.is_active:
-        raise Unauthorized("session revoked or user no longer exists", code="invalid_token")
-    user: User = row.User
+    cache = resources.principal_cache
+    user = cache.get(claims.sid, claims.sub)
+    if user is None:
+        generation = cache.generation
+        row = (
+            await session.execute(
+                select(User, AuthSession.revoked_at)
+                .join(AuthSession, AuthSession.user_id == User.id)
+                .where(AuthSession.id == claims.sid, User.id == claims.sub)
+            )
+        ).one_or_none()
+        if row is None or row.revoked_at is not None or not row.User.is_active:
+            raise Unauthorized("session revoked or user no longer exists", code="invalid_token")
+        user = row.User
+        cache.put(claims.sid, user, generation)
     # Scopes come from the current role, so a demotion takes effect before the token expires.
     scopes = scopes_for(user.role)
     missing = [s for s in security_scopes.scopes if s not in scopes]

@@ -10,6 +10,8 @@ import redis.asyncio as aioredis
 
 from api.cache import ResponseCache
 from api.login_guard import LoginGuard
+from api.password_workers import PasswordWorkers
+from api.principal_cache import PrincipalCache, publishing_session_class
 from api.ratelimit import RateLimiter
 from common.celery_config import make_celery
 from common.db import AsyncDatabase
@@ -27,6 +29,8 @@ class Resources:
     rate_limiter: RateLimiter
     login_guard: LoginGuard
     cache: ResponseCache
+    password_workers: PasswordWorkers
+    principal_cache: PrincipalCache
     # Domains add readiness checks here (e.g. storage); /health runs them all.
     extra_health_checks: dict[str, Callable[[], Awaitable[Any]]] = field(default_factory=dict)
 
@@ -36,9 +40,10 @@ class Resources:
         redis = aioredis.Redis.from_url(
             settings.redis_url, socket_connect_timeout=1, socket_timeout=1, health_check_interval=15
         )
+        principals = PrincipalCache(settings)
         return cls(
             settings=settings,
-            db=AsyncDatabase(settings),
+            db=AsyncDatabase(settings, session_class=publishing_session_class(principals)),
             redis=redis,
             celery=celery,
             publisher=CeleryPublisher(celery),
@@ -47,8 +52,11 @@ class Resources:
             cache=ResponseCache(
                 redis, settings.redis_key_prefix, settings.cache_ttl_seconds, settings.cache_enabled
             ),
+            password_workers=PasswordWorkers(settings),
+            principal_cache=principals,
         )
 
     async def close(self) -> None:
+        self.password_workers.close()
         await self.db.dispose()
         await self.redis.aclose()

@@ -44,6 +44,7 @@ def make_async_engine(settings: Settings) -> AsyncEngine:
         async_url(settings.database_url),
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout,
         pool_pre_ping=True,
         pool_recycle=1800,
     )
@@ -62,9 +63,13 @@ def make_sync_engine(settings: Settings, *, pool_size: int = 2) -> Engine:
 class AsyncDatabase:
     """The API's engine and session factory, created once at start-up."""
 
-    def __init__(self, settings: Settings | None = None) -> None:
+    def __init__(
+        self, settings: Settings | None = None, session_class: type[AsyncSession] = AsyncSession
+    ) -> None:
         self.engine = make_async_engine(settings or get_settings())
-        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.sessionmaker = async_sessionmaker(
+            self.engine, class_=session_class, expire_on_commit=False
+        )
 
     def session(self) -> AsyncSession:
         return self.sessionmaker()
