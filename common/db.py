@@ -19,6 +19,9 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import Session, sessionmaker
 
+# Registers the session hooks that tell the API processes which principals changed, in every
+# process that writes through the ORM (API, worker, CLI).
+from common import principal_invalidation  # noqa: F401
 from common.settings import Settings, get_settings
 
 
