@@ -97,7 +97,7 @@ def _keys_of_where(statement: Any) -> set[str]:
             and clause.right.value is not None
         ):
             for column, key in identifying.items():
-                if clause.left is column:
+                if clause.left.compare(column):
                     return {key(clause.right.value)}
     return {EVERYTHING}
 
