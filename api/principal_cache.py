@@ -130,7 +130,10 @@ class PrincipalCache:
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
         if self.ttl <= 0 or not self.redis_url:
-            yield
+            try:
+                yield
+            finally:
+                self._remove_listener()
             return
         # Its own connection: pub/sub blocks on reads, unlike the shared client's short timeouts.
         self._redis = aioredis.Redis.from_url(

@@ -34,7 +34,7 @@ class Settings(BaseSettings):
     db_pool_size: int = 10
     db_max_overflow: int = 10
     # A request waits at most this long for a pooled connection, then gets 503 + Retry-After.
-    db_pool_timeout: float = Field(10.0, gt=0, le=120)
+    db_pool_timeout: float = Field(30.0, gt=0, le=120)
 
     # Auth
     jwt_secret: SecretStr = SecretStr(DEFAULT_JWT_SECRET)
