@@ -31,8 +31,9 @@ LOWER_PRIORITY = 10
 
 
 def worker_count(settings: Settings) -> int:
-    # One per core by default: at nice +10 they take only the CPU the event loops leave.
-    return settings.password_hash_workers or os.cpu_count() or 1
+    # Half the cores by default: the other half stays with the event loops of the API
+    # processes (and PostgreSQL) while logins queue.
+    return settings.password_hash_workers or max(1, (os.cpu_count() or 2) // 2)
 
 
 def _lower_priority() -> None:

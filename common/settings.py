@@ -47,8 +47,8 @@ class Settings(BaseSettings):
     password_argon2_memory_kib: int = Field(19_456, ge=8, le=4_194_304)
     password_argon2_time_cost: int = Field(2, ge=1, le=100)
     password_argon2_lanes: int = Field(1, ge=1, le=64)
-    # Password hashing runs on its own threads, PASSWORD_HASH_WORKERS per API process (0: one
-    # per core) at a lower CPU priority, so a login storm cannot starve the other requests.
+    # Password hashing runs on its own threads, PASSWORD_HASH_WORKERS per API process (0: half
+    # the cores, at least 1), so a login storm cannot take every core from the other requests.
     # More than PASSWORD_HASH_QUEUE logins waiting in one process: 503 with Retry-After.
     password_hash_workers: int = Field(0, ge=0, le=64)
     password_hash_queue: int = Field(1000, ge=1, le=100_000)
