@@ -96,12 +96,12 @@ async def get_principal(
     security_scopes: SecurityScopes,
     request: Request,
     session: DbSession,
-    settings: SettingsDep,
+    resources: ResourcesDep,
     token: Annotated[str | None, Depends(oauth2_scheme)],
 ) -> Principal:
     if not token:
         raise Unauthorized()
-    principal = await authenticate(session, settings, token)
+    principal = await authenticate(session, resources, token)
     # Scopes come from the current role, so a demotion takes effect before the token expires.
     missing = [s for s in security_scopes.scopes if s not in principal.scopes]
     if missing:
@@ -110,22 +110,29 @@ async def get_principal(
     return principal
 
 
-async def authenticate(session: AsyncSession, settings: Settings, token: str) -> Principal:
-    """The principal behind an access token, or Unauthorized (bad, expired or revoked)."""
+async def authenticate(session: AsyncSession, resources: Resources, token: str) -> Principal:
+    """The principal behind an access token, or Unauthorized (bad, expired or revoked). The
+    common case reads no row: the process's principal cache (api.principal_cache), emptied at
+    once by every commit that touches the user or the session, on every process."""
     try:
-        claims = decode_token(settings, token, expected="access")
+        claims = decode_token(resources.settings, token, expected="access")
     except InvalidToken as exc:
         raise Unauthorized(str(exc), code="invalid_token") from exc
-    row = (
-        await session.execute(
-            select(User, AuthSession.revoked_at)
-            .join(AuthSession, AuthSession.user_id == User.id)
-            .where(AuthSession.id == claims.sid, User.id == claims.sub)
-        )
-    ).one_or_none()
-    if row is None or row.revoked_at is not None or not row.User.is_active:
-        raise Unauthorized("session revoked or user no longer exists", code="invalid_token")
-    user: User = row.User
+    cache = resources.principal_cache
+    user = cache.get(claims.sid, claims.sub)
+    if user is None:
+        generation = cache.generation
+        row = (
+            await session.execute(
+                select(User, AuthSession.revoked_at)
+                .join(AuthSession, AuthSession.user_id == User.id)
+                .where(AuthSession.id == claims.sid, User.id == claims.sub)
+            )
+        ).one_or_none()
+        if row is None or row.revoked_at is not None or not row.User.is_active:
+            raise Unauthorized("session revoked or user no longer exists", code="invalid_token")
+        user = row.User
+        cache.put(claims.sid, user, generation)
     return Principal(user=user, session_id=claims.sid, scopes=scopes_for(user.role))
 
 

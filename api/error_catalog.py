@@ -26,7 +26,11 @@ FACE_REVIEW: Codes = {
 }
 
 ROUTE_ERRORS: dict[str, Codes] = {
-    "auth-login": {401: ("invalid_credentials",), 429: ("rate_limited",)},
+    "auth-login": {
+        401: ("invalid_credentials",),
+        429: ("rate_limited",),
+        503: ("login_busy",),
+    },
     "auth-refresh": {401: ("invalid_token", "token_reused")},
     "users-create_user": {409: ("username_taken", "conflict")},
     "users-update_user": {

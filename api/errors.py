@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from common import errors
@@ -168,6 +169,18 @@ def install_error_handlers(app: FastAPI) -> None:
             return _unavailable("database_unavailable", "The database")
         log.exception("database_error")
         return error_response(500, "internal_error", "An internal error occurred.")
+
+    @app.exception_handler(PoolTimeout)
+    async def _pool_exhausted(_: Request, exc: PoolTimeout) -> JSONResponse:
+        # Every pooled connection stayed busy for DB_POOL_TIMEOUT: the request waited its
+        # bounded time; the client retries shortly rather than seeing a 500.
+        log.warning("database_pool_exhausted")
+        return error_response(
+            503,
+            "database_busy",
+            "The server is busy; try again shortly.",
+            headers={"Retry-After": "2"},
+        )
 
     @app.exception_handler(OSError)
     async def _socket_error(_: Request, exc: OSError) -> JSONResponse:

@@ -69,9 +69,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.resources = Resources.create(settings)
+        app.state.resources = resources = Resources.create(settings)
         try:
-            async with job_reaper.running(app.state.resources):
+            async with resources.principal_cache.running(), job_reaper.running(resources):
                 yield
         finally:
             await app.state.resources.close()

@@ -39,7 +39,8 @@ AUTH_CODES = ("unauthorized", "invalid_token")  # no, bad, expired or revoked be
 SCOPE_CODES = ("forbidden",)  # the role lacks a scope the route requires
 VALIDATION_CODES = ("validation_error",)  # malformed path, query, header or body
 RATE_LIMIT_CODES = ("rate_limited",)  # api/ratelimit.py, every /v1 route
-UNAVAILABLE_CODES = ("database_unavailable", "dependency_unavailable")  # every /v1 route
+# every /v1 route (database_busy: no pooled connection within DB_POOL_TIMEOUT)
+UNAVAILABLE_CODES = ("database_unavailable", "database_busy", "dependency_unavailable")
 QUEUE_CODES = ("queue_unavailable",)  # routes that enqueue work (they answer 202)
 RETRY_AFTER = {
     "Retry-After": {

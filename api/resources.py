@@ -10,6 +10,8 @@ import redis.asyncio as aioredis
 
 from api.cache import ResponseCache
 from api.login_guard import LoginGuard
+from api.password_workers import PasswordWorkers
+from api.principal_cache import PrincipalCache, publishing_session_class
 from api.ratelimit import RateLimiter
 from api.single_flight import SharedResult
 from common.cache_invalidation import session_info
@@ -31,6 +33,8 @@ class Resources:
     rate_limiter: RateLimiter
     login_guard: LoginGuard
     cache: ResponseCache
+    password_workers: PasswordWorkers
+    principal_cache: PrincipalCache
     # Domains add readiness checks here (e.g. storage); /health runs them all.
     extra_health_checks: dict[str, Callable[[], Awaitable[Any]]] = field(default_factory=dict)
     # /health's broadcast ping of the workers, shared by every caller for WORKER_PING_SHARE_SECONDS
@@ -48,18 +52,27 @@ class Resources:
         cache = ResponseCache(
             redis, settings.redis_key_prefix, settings.cache_ttl_seconds, settings.cache_enabled
         )
+        principals = PrincipalCache(settings)
         return cls(
             settings=settings,
-            # Every commit invalidates the cache entries its writes made stale.
-            db=AsyncDatabase(settings, info=session_info(cache.bump_after_commit)),
+            # Every commit invalidates the cache entries and cached principals its writes made
+            # stale (common.cache_invalidation, common.principal_invalidation).
+            db=AsyncDatabase(
+                settings,
+                info=session_info(cache.bump_after_commit),
+                session_class=publishing_session_class(principals),
+            ),
             redis=redis,
             celery=celery,
             publisher=CeleryPublisher(celery),
             rate_limiter=RateLimiter(settings),
             login_guard=LoginGuard(settings, redis),
             cache=cache,
+            password_workers=PasswordWorkers(settings),
+            principal_cache=principals,
         )
 
     async def close(self) -> None:
+        self.password_workers.close()
         await self.db.dispose()
         await self.redis.aclose()

@@ -75,8 +75,10 @@ def login(base: str, username: str, password: str) -> dict[str, str]:
 
 
 @contextmanager
-def gunicorn(env: dict[str, str], workers: int = 2) -> Iterator[str]:
+def gunicorn(env: dict[str, str], workers: int = 2, quiet: bool = False) -> Iterator[str]:
+    """`quiet`: the server's output (its access log at LOG_LEVEL=info) goes to /dev/null."""
     port = free_port()
+    output = subprocess.DEVNULL if quiet else None
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -96,6 +98,8 @@ def gunicorn(env: dict[str, str], workers: int = 2) -> Iterator[str]:
         ],
         cwd=ROOT,
         env=env,
+        stdout=output,
+        stderr=output,
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60

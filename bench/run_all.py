@@ -17,7 +17,8 @@ HERE = Path(__file__).resolve().parent
 
 def main(argv: list[str]) -> int:
     wanted = set(argv)
-    scripts = sorted(p for p in HERE.glob("bench_*.py") if not wanted or p.stem in wanted)
+    every = [*HERE.glob("bench_*.py"), HERE / "exam_minute.py"]
+    scripts = sorted(p for p in every if not wanted or p.stem in wanted)
     failed = []
     for script in scripts:
         print(f"\n### {script.stem}", flush=True)

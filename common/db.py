@@ -20,6 +20,9 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import Session, sessionmaker
 
+# Registers the session hooks that tell the API processes which principals changed, in every
+# process that writes through the ORM (API, worker, CLI).
+from common import principal_invalidation  # noqa: F401
 from common.settings import Settings, get_settings
 
 
@@ -45,6 +48,7 @@ def make_async_engine(settings: Settings) -> AsyncEngine:
         async_url(settings.database_url),
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout,
         pool_pre_ping=True,
         pool_recycle=1800,
     )
@@ -88,11 +92,14 @@ class AsyncDatabase:
     common.cache_invalidation.session_info) is every session's `info`."""
 
     def __init__(
-        self, settings: Settings | None = None, info: dict[str, Any] | None = None
+        self,
+        settings: Settings | None = None,
+        info: dict[str, Any] | None = None,
+        session_class: type[UnitOfWorkSession] = UnitOfWorkSession,
     ) -> None:
         self.engine = make_async_engine(settings or get_settings())
         self.sessionmaker = async_sessionmaker(
-            self.engine, class_=UnitOfWorkSession, expire_on_commit=False, info=dict(info or {})
+            self.engine, class_=session_class, expire_on_commit=False, info=dict(info or {})
         )
 
     def session(self) -> AsyncSession:

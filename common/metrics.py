@@ -19,6 +19,9 @@ HTTP_IN_FLIGHT = Gauge(
     "mcq_http_requests_in_flight", "HTTP requests being served", multiprocess_mode="livesum"
 )
 CACHE_EVENTS = Counter("mcq_cache_events_total", "Cache lookups", ["cache", "result"])
+PRINCIPAL_CACHE = Counter(
+    "mcq_principal_cache_total", "Principal (session, user) lookups", ["result"]
+)
 RATE_LIMITED = Counter("mcq_rate_limit_rejections_total", "Requests refused with 429", ["limit"])
 FAIL_OPEN = Counter(
     "mcq_fail_open_total", "Redis errors that a feature tolerated (fail open)", ["feature"]

@@ -13,7 +13,7 @@ from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 from pwdlib.hashers.bcrypt import BcryptHasher
 
-from common.settings import Settings
+from common.settings import Settings, get_settings
 
 TokenType = Literal["access", "refresh"]
 
@@ -50,26 +50,50 @@ ROLE_SCOPES: dict[str, frozenset[str]] = {
 
 
 @lru_cache
-def password_hasher() -> PasswordHash:
-    # Argon2id for new hashes; bcrypt hashes (from an older system) still verify.
-    return PasswordHash((Argon2Hasher(), BcryptHasher()))
+def _hasher(memory_kib: int, time_cost: int, parallelism: int) -> PasswordHash:
+    # Argon2id for new hashes; bcrypt hashes (from an older system) still verify, and are
+    # replaced by Argon2id at the next successful login (verify_and_update).
+    argon2 = Argon2Hasher(memory_cost=memory_kib, time_cost=time_cost, parallelism=parallelism)
+    return PasswordHash((argon2, BcryptHasher()))
+
+
+def password_hasher(settings: Settings | None = None) -> PasswordHash:
+    """The hasher for the configured cost (PASSWORD_ARGON2_*; OWASP's 19 MiB, 2 passes, 1 lane)."""
+    s = settings or get_settings()
+    return _hasher(
+        s.password_argon2_memory_kib, s.password_argon2_time_cost, s.password_argon2_lanes
+    )
 
 
 @lru_cache
-def dummy_hash() -> str:
+def _dummy_hash(hasher: PasswordHash) -> str:
+    return hasher.hash("dummy password that nobody has")
+
+
+def dummy_hash(settings: Settings | None = None) -> str:
     """A hash to verify against when the user does not exist, so timing reveals nothing."""
-    return password_hasher().hash("dummy password that nobody has")
+    return _dummy_hash(password_hasher(settings))
 
 
-def hash_password(password: str) -> str:
-    return password_hasher().hash(password)
+def hash_password(password: str, settings: Settings | None = None) -> str:
+    return password_hasher(settings).hash(password)
 
 
-def verify_password(password: str, password_hash: str | None) -> bool:
+def verify_password(
+    password: str, password_hash: str | None, settings: Settings | None = None
+) -> bool:
+    return verify_and_update(password, password_hash, settings)[0]
+
+
+def verify_and_update(
+    password: str, password_hash: str | None, settings: Settings | None = None
+) -> tuple[bool, str | None]:
+    """(matches, a new hash when the stored one was made with another algorithm or cost)."""
+    hasher = password_hasher(settings)
     if password_hash is None:
-        password_hasher().verify(password, dummy_hash())
-        return False
-    return password_hasher().verify(password, password_hash)
+        hasher.verify(password, dummy_hash(settings))
+        return False, None
+    return hasher.verify_and_update(password, password_hash)
 
 
 @dataclass(frozen=True)

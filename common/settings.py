@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     var_dir: Path = ROOT / "var"
     db_pool_size: int = 10
     db_max_overflow: int = 10
+    # A request waits at most this long for a pooled connection, then gets 503 + Retry-After.
+    db_pool_timeout: float = Field(30.0, gt=0, le=120)
 
     # Auth
     jwt_secret: SecretStr = SecretStr(DEFAULT_JWT_SECRET)
@@ -40,6 +42,21 @@ class Settings(BaseSettings):
     access_token_minutes: int = Field(15, ge=1, le=24 * 60)
     refresh_token_days: int = Field(14, ge=1, le=365)
     first_admin_username: str = "admin"
+    # Argon2id cost of new hashes: OWASP Password Storage Cheat Sheet, 19 MiB, 2 passes, 1 lane.
+    # Hashes made with another cost are replaced at their owner's next successful login.
+    password_argon2_memory_kib: int = Field(19_456, ge=8, le=4_194_304)
+    password_argon2_time_cost: int = Field(2, ge=1, le=100)
+    password_argon2_lanes: int = Field(1, ge=1, le=64)
+    # Password hashing runs on its own threads, PASSWORD_HASH_WORKERS per API process (0: half
+    # the cores, at least 1), so a login storm cannot take every core from the other requests.
+    # More than PASSWORD_HASH_QUEUE logins waiting in one process: 503 with Retry-After.
+    password_hash_workers: int = Field(0, ge=0, le=64)
+    password_hash_queue: int = Field(1000, ge=1, le=100_000)
+    # Each API process keeps the (session, user) of recent requests this many seconds, so an
+    # authenticated request costs no database round trip; logout, deactivation, deletion and
+    # role changes drop the entries on every process at once (Redis pub/sub). The TTL bounds the
+    # staleness should a message be lost. 0: read the database on every request.
+    principal_cache_seconds: float = Field(5.0, ge=0, le=60)
     first_admin_password: SecretStr | None = None
 
     # Prefix of every Redis key (broker, results, cache, rate limits), so that several

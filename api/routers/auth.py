@@ -53,7 +53,7 @@ async def _login_body(request: Request) -> LoginRequest:
     "password form (`application/x-www-form-urlencoded` with `username`, `password` and "
     "optionally `grant_type=password`), which is what the **Authorize** button sends.",
     response_model=TokenPair,
-    responses=error_responses(401, 422, 429),
+    responses=error_responses(401, 422, 429, 503),
     openapi_extra=_LOGIN_BODY,
 )
 async def login(
@@ -70,7 +70,11 @@ async def login(
         )
     async with resources.login_guard.attempt(body.username, address):
         return await service.login(
-            session=session, settings=settings, username=body.username, password=body.password
+            session=session,
+            settings=settings,
+            hashing=resources.password_workers,
+            username=body.username,
+            password=body.password,
         )
 
 

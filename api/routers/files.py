@@ -73,7 +73,7 @@ class DownloadAccess:
 async def bearer_or_signed_link(
     request: Request,
     session: DbSession,
-    settings: SettingsDep,
+    resources: ResourcesDep,
     token: Annotated[str | None, Depends(oauth2_scheme)],
     expires: Annotated[
         str | None, Query(max_length=20, description="Signed link: expiry (unix seconds)")
@@ -85,7 +85,7 @@ async def bearer_or_signed_link(
     """A signed link needs no token; without one, the usual bearer check (scope files:own)."""
     if expires is None and signature is None:
         principal = await get_principal(
-            SecurityScopes(["files:own"]), request, session, settings, token
+            SecurityScopes(["files:own"]), request, session, resources, token
         )
         return DownloadAccess(principal, "", "")
     return DownloadAccess(None, expires or "", signature or "")

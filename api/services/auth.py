@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.password_workers import PasswordWorkers
 from api.schemas.auth import TokenPair
 from common.errors import Unauthorized
 from common.models import AuthSession, User
-from common.security import InvalidToken, decode_token, encode_token, verify_password
+from common.security import InvalidToken, decode_token, encode_token, verify_and_update
 from common.settings import Settings
 
 
@@ -36,16 +36,28 @@ def _pair(settings: Settings, user: User, session: AuthSession) -> TokenPair:
 
 
 async def login(
-    *, session: AsyncSession, settings: Settings, username: str, password: str
+    *,
+    session: AsyncSession,
+    settings: Settings,
+    hashing: PasswordWorkers,
+    username: str,
+    password: str,
 ) -> TokenPair:
     user = (
         await session.execute(select(User).where(func.lower(User.username) == username.lower()))
     ).scalar_one_or_none()
-    # Argon2 is CPU-bound: hash off the event loop. An unknown user is verified against a dummy
-    # hash, so the response time does not tell which usernames exist.
-    ok = await asyncio.to_thread(verify_password, password, user.password_hash if user else None)
+    # End the read before hashing: the connection goes back to the pool while the password
+    # waits for (and runs on) a hashing worker. expire_on_commit=False keeps `user` loaded.
+    await session.commit()
+    # An unknown user is verified against a dummy hash, so timing tells no usernames.
+    ok, new_hash = await hashing.run(
+        verify_and_update, password, user.password_hash if user else None, settings
+    )
     if user is None or not ok or not user.is_active:
         raise Unauthorized("incorrect username or password", code="invalid_credentials")
+    if new_hash is not None:
+        # Made with another algorithm or cost (PASSWORD_ARGON2_*): store the current one.
+        user.password_hash = new_hash
     auth = AuthSession(
         id=uuid.uuid4(),
         user_id=user.id,

@@ -64,7 +64,7 @@ async def may_see_health_details(resources: Resources, authorization: str | None
     try:
         async with resources.db.session() as session:
             principal = await asyncio.wait_for(
-                authenticate(session, resources.settings, token),
+                authenticate(session, resources, token),
                 resources.settings.health_check_timeout,
             )
     except Exception:  # invalid token, revoked session, database down or slow

@@ -350,7 +350,9 @@ async def test_11_mb_upload_is_413_mid_stream_with_bounded_memory(
     # ... and the Python heap (client, app and storage together) never held the body: local
     # disk holds one chunk at a time, S3 one multipart part (StorageConfig.s3_part_size) plus
     # boto3's request buffers (measured 2.03 MB above the part with the API's background tasks).
-    bound = 3 * MB if backend == "local" else storage_config(api.settings).s3_part_size + 5 * MB // 2
+    bound = (
+        3 * MB if backend == "local" else storage_config(api.settings).s3_part_size + 5 * MB // 2
+    )
     assert peak < bound < 11 * MB, f"peak {peak / MB:.1f} MB"
     assert count(db, StoredFile) == 0
     if backend == "local":
