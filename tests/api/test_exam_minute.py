@@ -8,7 +8,7 @@ import asyncio
 from typing import Any
 
 from argon2 import PasswordHasher
-from conftest import PASSWORD
+from helpers import PASSWORD
 from sqlalchemy import select
 
 from common.models import User

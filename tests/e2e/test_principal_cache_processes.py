@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import PASSWORD, start_api_server
+from helpers import PASSWORD, start_api_server
 
 
 @pytest.fixture(scope="module")
