@@ -37,6 +37,7 @@ from api.schemas.submissions import (
 from api.services import test_access as access
 from api.services.test_access import QuestionLike
 from api.services.tests import ordered, taker_questions
+from common import attempt_rules
 from common import exam_visibility as visibility
 from common.errors import Conflict, NotFound, Unprocessable
 from common.grading import (
@@ -62,10 +63,6 @@ EXPORT_BATCH = 2_000
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _expired(attempt: Attempt, now: datetime, grace: int) -> bool:
-    return attempt.deadline is not None and now > attempt.deadline + timedelta(seconds=grace)
 
 
 def _attempt_values(
@@ -109,14 +106,6 @@ async def _insert_attempt(session: AsyncSession, values: dict[str, Any]) -> int 
     )
 
 
-def _no_attempts_left(test: Exam) -> Conflict:
-    return Conflict(
-        f"no attempts left (allowed: {test.attempts_allowed})",
-        code="attempts_exhausted",
-        details={"attempts_allowed": test.attempts_allowed},
-    )
-
-
 def _attempt_out(
     principal: Principal,
     test: Exam,
@@ -147,15 +136,13 @@ async def start_attempt(
     """Start the caller's next attempt, or resume the open one. Returns (attempt, created)."""
     test = await access.get_test(session, principal, test_id, lock="share")
     now = _now()
-    access.check_window(test, now, 0)
+    attempt_rules.check_window(test, now, 0)
     questions = await access.load_questions(session, test.id)
     latest = await access.latest_attempt(session, test.id, principal.id)
-    grace = settings.submission_grace_seconds
-    if latest is not None and latest.submitted_at is None and not _expired(latest, now, grace):
-        return _attempt_out(principal, test, latest, questions, now), False
-    number = (latest.number if latest else 0) + 1
-    if number > test.attempts_allowed:
-        raise _no_attempts_left(test)
+    resumed = attempt_rules.resumable(latest, now, settings.submission_grace_seconds)
+    if resumed is not None:
+        return _attempt_out(principal, test, resumed, questions, now), False
+    number = attempt_rules.next_number(test, latest)
     created = await _insert_attempt(
         session, _attempt_values(test, principal.id, number, now, questions)
     )
@@ -201,39 +188,23 @@ async def submit(
     test_id: int,
     answers: dict[str, Any],
 ) -> SubmitResult:
-    # FOR SHARE: the key cannot change between scoring and commit (a key edit waits for us).
-    test = await access.get_test(session, principal, test_id, lock="share")
+    # The test (FOR SHARE: its key cannot change before we commit), the caller's latest
+    # attempt (FOR UPDATE) and the key; then the attempt rules say where this submission goes.
+    test, latest, key = await access.submission_context(session, principal, test_id)
     now = _now()
     grace = settings.submission_grace_seconds
-    latest = await access.latest_attempt(session, test.id, principal.id, for_update=True)
-    open_attempt = latest if latest is not None and latest.submitted_at is None else None
-    if open_attempt is not None and _expired(open_attempt, now, grace):
-        raise Conflict(
-            "the time for this attempt is up; the answers were not recorded",
-            code="attempt_expired",
-            details={"deadline": open_attempt.deadline.isoformat()},  # type: ignore[union-attr]
-        )
-    if test.time_limit_seconds and open_attempt is None:
-        raise Conflict(
-            "this test is timed: start an attempt first (POST /v1/tests/{id}/attempts)",
-            code="no_open_attempt",
-        )
-    if open_attempt is None or open_attempt.deadline is None:
-        access.check_window(test, now, grace)
-    key = await access.key_of(session, test)
+    slot = attempt_rules.submit_slot(test, latest, now, grace)
     try:
         chosen = validate_answers(key, answers)
     except AnswerValidationError as exc:
         problems = [{"path": e.path, "code": e.code, "message": e.message} for e in exc.errors]
         first = exc.errors[0]
         raise Unprocessable(f"{first.path}: {first.message}", details=problems) from exc
-    if open_attempt is not None:
-        attempt_id, number = open_attempt.id, open_attempt.number
-        open_attempt.submitted_at = now
+    number = slot.number
+    if slot.open_attempt is not None:
+        attempt_id = slot.open_attempt.id
+        slot.open_attempt.submitted_at = now
     else:
-        number = (latest.number if latest else 0) + 1
-        if number > test.attempts_allowed:
-            raise _no_attempts_left(test)
         values = _attempt_values(test, principal.id, number, now, ())
         values["submitted_at"] = now
         inserted = await _insert_attempt(session, values)

@@ -8,7 +8,6 @@ not see does not exist for you: 404, never 403.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from typing import Literal
 
 from cachetools import LRUCache
@@ -18,7 +17,7 @@ from sqlalchemy.orm import selectinload
 
 from api.deps import Principal
 from common import exam_visibility as visibility
-from common.errors import Forbidden, NotFound
+from common.errors import NotFound
 from common.grading import AnswerKey, answer_key
 from common.models import Attempt, Exam, Option, Question
 
@@ -124,22 +123,6 @@ async def key_of(session: AsyncSession, test: Exam) -> AnswerKey:
     return key
 
 
-def check_window(test: Exam, now: datetime, grace_seconds: int) -> None:
-    """403 before the test opens or after it closes (plus the grace period)."""
-    if test.opens_at is not None and now < test.opens_at:
-        raise Forbidden(
-            "the test is not open yet",
-            code="test_not_open",
-            details={"opens_at": test.opens_at.isoformat()},
-        )
-    if test.closes_at is not None and now > test.closes_at + timedelta(seconds=grace_seconds):
-        raise Forbidden(
-            "the test is closed",
-            code="test_closed",
-            details={"closes_at": test.closes_at.isoformat()},
-        )
-
-
 async def latest_attempt(
     session: AsyncSession, test_id: int, user_id: int, *, for_update: bool = False
 ) -> Attempt | None:
@@ -152,3 +135,14 @@ async def latest_attempt(
     if for_update:
         query = query.with_for_update()
     return (await session.execute(query)).scalar_one_or_none()
+
+
+async def submission_context(
+    session: AsyncSession, principal: Principal, test_id: int
+) -> tuple[Exam, Attempt | None, AnswerKey]:
+    """What a submit needs, loaded and locked in one place: the test (404 unless visible;
+    FOR SHARE, so a key edit waits for the submit), the caller's latest attempt (FOR UPDATE:
+    two submits of one attempt are ordered) and the compiled key."""
+    test = await get_test(session, principal, test_id, lock="share")
+    latest = await latest_attempt(session, test.id, principal.id, for_update=True)
+    return test, latest, await key_of(session, test)
