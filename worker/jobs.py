@@ -52,6 +52,10 @@ class JobCanceled(Exception):
     pass
 
 
+class _AlreadyFinished(Exception):
+    """The job is no longer this run's to finish (finished, deleted or queued again)."""
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -72,13 +76,17 @@ class JobContext:
             values: dict[str, Any] = {"progress_done": done, "updated_at": _now()}
             if total is not None:
                 values["progress_total"] = total
-            canceled = session.execute(
+            running = session.execute(
                 update(Job)
                 .where(Job.id == self.job_id, Job.status.in_(("started", "progress")))
                 .values(status="progress", **values)
                 .returning(Job.cancel_requested)
-            ).scalar_one_or_none()
-        if canceled:
+            ).first()
+        if running is None:
+            # The job is no longer this run's: deleted (its owner or test went), queued again
+            # by a reaper, or ended elsewhere. Going on would only hold a pool slot.
+            raise _AlreadyFinished()
+        if running.cancel_requested:
             raise JobCanceled()
 
     def check_canceled(self) -> None:
@@ -116,10 +124,6 @@ class JobContext:
 
     def set_result(self, result: dict[str, Any]) -> None:
         self._result = result
-
-
-class _AlreadyFinished(Exception):
-    pass
 
 
 def _start(job_id: uuid.UUID) -> JobContext | None:

@@ -122,3 +122,24 @@ async def test_echo_validation(client, admin, auth_for):
     for body in ({"delay_seconds": -1}, {"delay_seconds": 10_000}, {"payload": "x" * 20_000}):
         r = await client.post("/v1/tasks/diagnostics/echo", json=body, headers=h)
         assert r.status_code == 422, body
+
+
+async def test_a_run_whose_job_is_gone_frees_its_worker_at_the_next_checkpoint(
+    isolated, admin, auth_for, db
+):
+    """A job deleted while it runs (with its owner, say) is no longer the run's: the run stops
+    at its next progress checkpoint instead of holding a pool slot to the end."""
+    from sqlalchemy import delete
+
+    from common.models import Job
+
+    client, _, start = await isolated()
+    start(concurrency=1)
+    h = auth_for(admin)
+    gone = await echo(client, h, "gone", delay=120)
+    await wait_for_job(client, gone, h, until=lambda j: j["status"] == "progress")
+    db.execute(delete(Job).where(Job.id == uuid.UUID(gone)))
+    db.commit()
+    after = await echo(client, h, "after")
+    job = await wait_for_job(client, after, h, timeout=30)
+    assert job["status"] == "succeeded" and job["result"] == {"payload": "after"}
