@@ -60,7 +60,6 @@ ROUTE_ERRORS: dict[str, Codes] = {
         422: ("not_a_student",),
     },
     "faces-list_faces": {403: ("not_your_student",)},
-    "faces-delete_face": {404: ("face_not_found",)},
     "faces-approve_face": FACE_REVIEW,
     "faces-reject_face": FACE_REVIEW,
     "faces-face_photo": {403: ("not_your_student",), 404: ("face_not_found", "photo_not_found")},

@@ -158,15 +158,22 @@ async def _page(
     return rows.all(), total or 0
 
 
-async def delete_enrollment(
-    *, session: AsyncSession, principal: Principal, user_id: int, face_id: int
-) -> None:
-    await _face_owner(session, principal, user_id)
-    row = await session.scalar(
+async def _enrollment_for_update(
+    session: AsyncSession, user_id: int, face_id: int
+) -> FaceEnrollment | None:
+    """One user's enrollment, locked for a change (a delete or a review decision)."""
+    return await session.scalar(
         select(FaceEnrollment)
         .where(FaceEnrollment.id == face_id, FaceEnrollment.user_id == user_id)
         .with_for_update()
     )
+
+
+async def delete_enrollment(
+    *, session: AsyncSession, principal: Principal, user_id: int, face_id: int
+) -> None:
+    await _face_owner(session, principal, user_id)
+    row = await _enrollment_for_update(session, user_id, face_id)
     if row is None:
         raise NotFound("face enrollment not found")
     if row.photo_id is not None:  # a photo kept with KEEP_FACE_PHOTOS goes with it
@@ -187,11 +194,7 @@ async def decide_enrollment(
     with the decision (unless it arrived under KEEP_FACE_PHOTOS); a rejected enrollment also
     loses its template."""
     await _reviewed_student(session, principal, user_id)
-    row = await session.scalar(
-        select(FaceEnrollment)
-        .where(FaceEnrollment.id == face_id, FaceEnrollment.user_id == user_id)
-        .with_for_update()
-    )
+    row = await _enrollment_for_update(session, user_id, face_id)
     if row is None:
         raise NotFound("face enrollment not found", code="face_not_found")
     if row.status != face_review.PENDING:
